@@ -1,0 +1,26 @@
+"""ε-greedy on per-action ridge regressions: the simplest baseline that learns."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from nextbest.agents.base import _one_hot_argmax
+from nextbest.agents.linear import LinearAgent, LinearSettings
+from nextbest.data.encoding import Features
+
+
+class EpsilonGreedySettings(LinearSettings):
+    epsilon: float = Field(0.1, ge=0, le=1, description="probability of a uniformly random action")
+
+
+class EpsilonGreedy(LinearAgent):
+    """With probability 1 − ε the action with the highest predicted reward, else a random one."""
+
+    name = "epsilon-greedy"
+    summary = "ε-greedy on one ridge regression per action"
+    Config = EpsilonGreedySettings
+
+    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
+        epsilon = self.config.epsilon
+        return (1 - epsilon) * _one_hot_argmax(self.scores(features)) + epsilon / self.action_space.n_joint

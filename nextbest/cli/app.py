@@ -1,0 +1,74 @@
+"""The `nextbest` Typer application and what every command shares: console, errors, JSON, progress."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from nextbest.errors import NextbestError
+from nextbest.io import write_json
+
+app = typer.Typer(
+    name="nextbest",
+    help="Marketing decisions with reinforcement learning, learned from how people react.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+error_console = Console(stderr=True)
+
+# Shared option help texts, so every command words them the same way.
+JSON_HELP = "Also write the numbers as JSON to this path."
+SEED_HELP = "Random seed; the same seed gives the same result."
+QUIET_HELP = "No progress bars or tables, for scripts."
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, *, quiet: bool = False) -> Iterator[Any]:
+    """A Rich progress bar; `advance(n)` on the yielded object. Silent when quiet or not a terminal."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=error_console,
+        disable=quiet,
+        transient=False,
+    )
+    with bar:
+        task = bar.add_task(description, total=total)
+
+        class Handle:
+            def advance(self, amount: float = 1.0) -> None:
+                bar.advance(task, amount)
+
+            def update(self, **fields: Any) -> None:
+                bar.update(task, **fields)
+
+        yield Handle()
+
+
+def save_json(path: Path | None, payload: Any) -> None:
+    """Write `payload` to `path` when the user passed --json."""
+    if path is not None:
+        write_json(path, payload)
+        error_console.print(f"[dim]wrote {path}[/dim]")
+
+
+def main() -> None:
+    """Entry point: a NextbestError becomes one red line and exit code 2 (usage errors exit 2 too)."""
+    from nextbest.cli import commands  # noqa: F401  (registers every command on `app`)
+
+    try:
+        app()
+    except NextbestError as error:
+        error_console.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True, markup=True)
+        sys.exit(2)

@@ -1,0 +1,3 @@
+"""Imports every command module so that each registers its commands on the shared `app`."""
+
+from nextbest.cli import personalization  # noqa: F401

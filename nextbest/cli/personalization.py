@@ -1,0 +1,191 @@
+"""Commands of the personalization loop: init, predict, train, evaluate, simulate, show, and the registries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from nextbest.agents import AGENTS, DEFAULT_AGENT
+from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, progress_bar, save_json
+from nextbest.config import build_hyperparameters, default_hyperparameters
+from nextbest.data.schema import Schema
+from nextbest.data.tables import read_table, write_table
+from nextbest.envs import SCENARIOS
+from nextbest.errors import ConfigError
+from nextbest.training.experiment import Experiment, describe
+
+HYPERPARAMETERS_HELP = "Overrides as a JSON object or a path to a JSON file, e.g. '{\"epsilon\": 0.05}'."
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+@app.command()
+def init(
+    directory: Path = typer.Argument(..., help="Experiment directory to create."),
+    action_space: str = typer.Option(..., "--action-space", help="Choices per choice set: 16, or 4,4 for two at once."),
+    columns: str = typer.Option(..., "--columns", help="Context columns in order, comma-separated."),
+    categorical_columns: str = typer.Option("", "--categorical-columns", help="Which of the columns are categorical."),
+    categorical_dimensions: Optional[str] = typer.Option(
+        None, "--categorical-dimensions", help="Categories per categorical column (values 0 … n−1), e.g. 3,4."
+    ),
+    schema_from: Optional[Path] = typer.Option(None, "--schema-from", help="Context table to read vocabularies and numeric statistics from."),
+    agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"One of: {', '.join(AGENTS)}."),
+    hyperparameters: Optional[str] = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+) -> None:
+    """Create an experiment directory from a schema and an action space."""
+    from nextbest.data.actions import ActionSpace
+
+    space = ActionSpace.parse(action_space)
+    hp = build_hyperparameters(
+        agent, hyperparameters, action_space=list(space.sizes), columns=_names(columns),
+        categorical_columns=_names(categorical_columns) or [], seed=seed,
+    )
+    hp.require_use_case()
+    data = hp.data
+    if schema_from is not None:
+        if categorical_dimensions:
+            raise ConfigError("give either --categorical-dimensions or --schema-from, not both")
+        schema = Schema.infer(read_table(schema_from), data.columns, data.categorical_columns,
+                              source=str(schema_from), unknown_category=data.unknown_category)
+    elif categorical_dimensions or data.categorical_dimensions or not data.categorical_columns:
+        dims = [int(d) for d in _names(categorical_dimensions)] if categorical_dimensions else (data.categorical_dimensions or [])
+        schema = Schema.from_dimensions(data.columns, data.categorical_columns, dims, data.unknown_category)
+    else:
+        raise ConfigError("categorical columns need their categories: pass --categorical-dimensions 3,4 or --schema-from contexts.csv")
+    Experiment.create(directory, hp, schema)
+    console.print(f"created [bold]{directory}[/bold]: agent {hp.agent_name}, action space {list(space.sizes)}, "
+                  f"{len(schema.columns)} columns ({len(schema.categorical_columns)} categorical)")
+
+
+@app.command()
+def predict(
+    directory: Path = typer.Argument(..., help="Experiment directory."),
+    contexts: Path = typer.Option(..., "--contexts", help="Context table (CSV or Parquet)."),
+    output: Path = typer.Option(..., "--output", help="Prediction table to write (CSV or Parquet)."),
+    greedy: bool = typer.Option(False, "--greedy", help="Take the best action (no exploration), for evaluation."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Base prediction seed: row i gets seed + i (random if omitted)."),
+    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
+) -> None:
+    """Choose an action for every context row: the prediction table, one row per input row."""
+    experiment = Experiment.open(directory, checkpoint)
+    table = experiment.predict(read_table(contexts), seed=seed, greedy=greedy, source=str(contexts))
+    write_table(table, output)
+    console.print(f"wrote {len(table)} predictions to {output}")
+
+
+@app.command()
+def train(
+    directory: Path = typer.Argument(..., help="Experiment directory."),
+    experiences: Path = typer.Option(..., "--experiences", help="Prediction table plus a 'reaction' column."),
+    allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Train rows that were trained before."),
+    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Continue from this checkpoint instead of the latest."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+) -> None:
+    """Learn from an experience table and write a new checkpoint."""
+    experiment = Experiment.open(directory, checkpoint)
+    metrics = experiment.train(read_table(experiences), source=str(experiences), allow_duplicates=allow_duplicates)
+    experiment.close()
+    console.print(
+        f"trained on {experiences}: update {experiment.progress.updates}, {experiment.progress.examples} examples in all, "
+        f"mean reward {metrics['reward/mean']:.4g}; checkpoint {experiment.checkpoint.name}"
+    )
+    save_json(json_path, {"updates": experiment.progress.updates, "examples": experiment.progress.examples, **metrics})
+
+
+@app.command()
+def evaluate(
+    directory: Path = typer.Argument(..., help="Experiment directory."),
+    evaluation: Path = typer.Option(..., "--evaluation", help="Context columns plus 'target_action' (or target_action_0, …)."),
+    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+) -> None:
+    """Accuracy of the greedy policy against known best actions, overall and per action."""
+    from nextbest.evaluation.target import evaluate_targets
+
+    experiment = Experiment.open(directory, checkpoint)
+    result = evaluate_targets(experiment, read_table(evaluation), source=str(evaluation))
+    table = Table(title=f"accuracy {result['accuracy']:.3f} on {result['rows']} rows")
+    for name in ("target action", "rows", "accuracy"):
+        table.add_column(name, justify="right")
+    for row in result["per_action"]:
+        table.add_row(str(row["target_action"]), str(row["rows"]), f"{row['accuracy']:.3f}")
+    console.print(table)
+    save_json(json_path, result)
+
+
+@app.command()
+def simulate(
+    scenario: str = typer.Option("optimus-poc", "--scenario", help=f"One of: {', '.join(SCENARIOS)}."),
+    agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"One of: {', '.join(AGENTS)}."),
+    examples: int = typer.Option(3000, "--examples", help="Decisions to simulate in all."),
+    batch_size: int = typer.Option(500, "--batch-size", help="Decisions per predict → train round."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    hyperparameters: Optional[str] = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
+    experiment_dir: Optional[Path] = typer.Option(None, "--experiment-dir", help="Keep checkpoints, experiences, TensorBoard logs and the learning curve here."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
+) -> None:
+    """Run predict → react → train against a built-in scenario and score the agent against its oracle."""
+    from nextbest.training.simulate import TARGET_SCORE, simulate as run
+
+    with progress_bar(f"{scenario} · {agent}", examples, quiet=quiet) as bar:
+        result = run(scenario, agent, examples=examples, batch_size=batch_size, seed=seed,
+                     hyperparameters=hyperparameters, experiment_dir=experiment_dir,
+                     on_batch=lambda b: bar.update(completed=b.examples))
+    if not quiet:
+        table = Table(title=f"{scenario}: {agent} (seed {seed}); normalized score = (agent − random) / (oracle − random)")
+        for name in ("batch", "examples", "mean reward", "oracle", "random", "agent", "normalized", "seconds"):
+            table.add_column(name, justify="right")
+        for b in result.batches:
+            table.add_row(str(b.batch), str(b.examples), "" if b.mean_reward is None else f"{b.mean_reward:.4g}",
+                          f"{b.oracle:.4g}", f"{b.random:.4g}", f"{b.agent:.4g}", f"{b.normalized_score:.3f}", f"{b.seconds:.1f}")
+        console.print(table)
+        reached = result.examples_to()
+        console.print(f"normalized score {result.final_score:.3f} after {result.batches[-1].examples} examples; "
+                      + (f"reached {TARGET_SCORE} after {reached}" if reached is not None else f"did not reach {TARGET_SCORE}"))
+    if experiment_dir is not None:
+        from nextbest import plots
+
+        path = plots.save(plots.learning_curve(result), experiment_dir / "learning_curve.png")
+        console.print(f"learning curve: {path}")
+    save_json(json_path, result.to_dict())
+
+
+@app.command()
+def show(directory: Path = typer.Argument(..., help="Experiment directory.")) -> None:
+    """Summarize an experiment: agent, schema, updates, last metrics, checkpoints."""
+    summary = describe(Experiment.open(directory))
+    table = Table(show_header=False, title=str(directory))
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in simulated scenarios."""
+    table = Table("scenario", "action space", "summary")
+    for name, scenario in SCENARIOS.items():
+        table.add_row(name, str(list(scenario.sizes)), scenario.summary)
+    console.print(table)
+
+
+@app.command()
+def agents() -> None:
+    """List the registered agents."""
+    table = Table("agent", "summary")
+    for name, agent in AGENTS.items():
+        table.add_row(name + (" (default)" if name == DEFAULT_AGENT else ""), agent.summary)
+    console.print(table)
+
+
+@app.command("hyperparameters")
+def show_hyperparameters(agent: str = typer.Option(DEFAULT_AGENT, "--agent", help="Agent whose defaults to include.")) -> None:
+    """Print the default hyperparameters (JSON) for an agent."""
+    console.print_json(default_hyperparameters(agent).model_dump_json())

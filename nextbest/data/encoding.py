@@ -1,0 +1,142 @@
+"""Turning a context table into arrays the agents use, with errors that name the row.
+
+`encode(table, schema)` gives `Features`: integer codes of the categorical columns and the
+standardized numeric columns. Linear agents use `Features.design_matrix()` (one-hot
+categories, numbers and a bias); neural agents embed the codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from nextbest.data.schema import UNKNOWN, Schema, category_text
+from nextbest.errors import SchemaError
+
+
+@dataclass(frozen=True)
+class Features:
+    """categorical: (n, n_categorical) int64 codes; numeric: (n, n_numeric) float32 standardized."""
+
+    categorical: np.ndarray
+    numeric: np.ndarray
+    cardinalities: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return self.numeric.shape[0]
+
+    @property
+    def n_rows(self) -> int:
+        return self.numeric.shape[0]
+
+    def take(self, rows: np.ndarray | slice) -> "Features":
+        return Features(self.categorical[rows], self.numeric[rows], self.cardinalities)
+
+    @property
+    def design_width(self) -> int:
+        return sum(self.cardinalities) + self.numeric.shape[1] + 1
+
+    def design_matrix(self) -> np.ndarray:
+        """(n, Σ cardinalities + n_numeric + 1) float64: one-hot codes, numbers, then a bias of 1."""
+        n = self.n_rows
+        out = np.zeros((n, self.design_width))
+        offset = 0
+        for j, size in enumerate(self.cardinalities):
+            out[np.arange(n), offset + self.categorical[:, j]] = 1.0
+            offset += size
+        out[:, offset : offset + self.numeric.shape[1]] = self.numeric
+        out[:, -1] = 1.0
+        return out
+
+    @staticmethod
+    def concatenate(parts: Iterable["Features"]) -> "Features":
+        parts = list(parts)
+        return Features(
+            np.concatenate([p.categorical for p in parts]),
+            np.concatenate([p.numeric for p in parts]),
+            parts[0].cardinalities,
+        )
+
+
+def check_columns(
+    table: pd.DataFrame, required: list[str], *, optional: Iterable[str] = (), source: str = "the table"
+) -> None:
+    """Every required column present and no column that is neither required nor optional."""
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected columns {required}")
+    allowed = set(required) | set(optional)
+    extra = [str(c) for c in table.columns if c not in allowed]
+    if extra:
+        optional = [c for c in optional if c not in required]
+        hint = f" (optional: {optional})" if optional else ""
+        raise SchemaError(f"{source}: unexpected column(s) {extra}; expected columns {required}{hint}")
+    duplicated = table.columns[table.columns.duplicated()].tolist()
+    if duplicated:
+        raise SchemaError(f"{source}: column(s) {duplicated} appear more than once")
+
+
+def numeric_matrix(table: pd.DataFrame, columns: list[str], *, source: str = "the table") -> np.ndarray:
+    """(n, len(columns)) float64 of numeric columns; text, NaN or infinity raise naming the row."""
+    out = np.empty((len(table), len(columns)))
+    for j, name in enumerate(columns):
+        out[:, j] = numeric_column(table[name], name, source=source)
+    return out
+
+
+def numeric_column(values: pd.Series, name: str, *, source: str = "the table") -> np.ndarray:
+    """One numeric column as float64; the first bad row is named (rows count from 1, header excluded)."""
+    converted = pd.to_numeric(values, errors="coerce")
+    array = converted.to_numpy(dtype=float, na_value=np.nan)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raw = values.iloc[row]
+        what = "is empty" if pd.isna(raw) else f"has {raw!r}"
+        raise SchemaError(f"{source}: column '{name}' {what} in row {row + 1}; expected a finite number")
+    return array
+
+
+def category_codes(values: pd.Series, name: str, schema: Schema, *, source: str = "the table") -> np.ndarray:
+    """Integer codes of one categorical column; unknown values raise or go to the unknown bucket."""
+    vocabulary = schema.categorical[name]
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise SchemaError(f"{source}: column '{name}' is empty in row {row + 1}; expected one of {vocabulary}")
+    if pd.api.types.is_integer_dtype(values) or pd.api.types.is_string_dtype(values):
+        text = values.astype(str)
+    else:
+        text = values.map(category_text)
+    codes = pd.Categorical(text, categories=vocabulary).codes.astype(np.int64)
+    unknown = codes < 0
+    if unknown.any():
+        if schema.unknown_category == "bucket":
+            codes[unknown] = len(vocabulary)  # the bucket sits after the known categories
+        else:
+            row = int(np.flatnonzero(unknown)[0])
+            raise SchemaError(
+                f"{source}: column '{name}' has value {text.iloc[row]!r} in row {row + 1}, not one of "
+                f"{vocabulary}; set unknown_category to 'bucket' to map unseen values to '{UNKNOWN}'"
+            )
+    return codes
+
+
+def encode(table: pd.DataFrame, schema: Schema, *, source: str = "the table") -> Features:
+    """Encode the schema's columns of `table` (other columns are ignored here; check them with check_columns)."""
+    missing = [c for c in schema.columns if c not in table.columns]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing}; expected columns {schema.columns}")
+    if not schema.numeric_stats_known:
+        raise SchemaError("the schema's numeric statistics are not set yet; call Schema.with_numeric_stats first")
+    categorical = np.stack(
+        [category_codes(table[c], c, schema, source=source) for c in schema.categorical_columns], axis=1
+    ) if schema.categorical_columns else np.zeros((len(table), 0), dtype=np.int64)
+    numeric = numeric_matrix(table, schema.numeric_columns, source=source)
+    if schema.numeric_columns:
+        mean = np.array([schema.numeric[c].mean for c in schema.numeric_columns])
+        std = np.array([schema.numeric[c].std for c in schema.numeric_columns])
+        numeric = (numeric - mean) / std
+    return Features(categorical, numeric.astype(np.float32), tuple(schema.cardinalities()))

@@ -1,0 +1,156 @@
+"""The schema of a context table: which columns, which are categorical and with what vocabulary.
+
+Categorical values are compared as strings (a CSV's `3` and a Parquet's 3 are the same
+category). Numeric columns are standardized with the mean and standard deviation the schema
+holds; when they are not known at `init` they are frozen from the first table the agent sees.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field, model_validator
+
+from nextbest.errors import SchemaError
+from nextbest.io import write_json
+
+UNKNOWN = "__unknown__"
+
+
+class NumericStats(BaseModel):
+    mean: float = 0.0
+    std: float = 1.0
+
+
+class Schema(BaseModel):
+    """Columns in order; vocabularies of the categorical ones; standardization of the numeric ones."""
+
+    columns: list[str]
+    categorical: dict[str, list[str]] = Field(default_factory=dict)
+    numeric: dict[str, NumericStats | None] = Field(default_factory=dict)
+    unknown_category: Literal["error", "bucket"] = "error"
+
+    @model_validator(mode="after")
+    def _check(self) -> "Schema":
+        if not self.columns:
+            raise ValueError("a schema needs at least one column")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"duplicate column names in {self.columns}")
+        for name in self.categorical:
+            if name not in self.columns:
+                raise ValueError(f"categorical column '{name}' is not one of the columns {self.columns}")
+        for name in self.columns:
+            if name not in self.categorical:
+                self.numeric.setdefault(name, None)
+        self.numeric = {name: self.numeric[name] for name in self.columns if name not in self.categorical}
+        return self
+
+    @property
+    def categorical_columns(self) -> list[str]:
+        return [c for c in self.columns if c in self.categorical]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [c for c in self.columns if c not in self.categorical]
+
+    def cardinalities(self) -> list[int]:
+        """Number of codes per categorical column (one more than the vocabulary with an unknown bucket)."""
+        extra = 1 if self.unknown_category == "bucket" else 0
+        return [len(self.categorical[c]) + extra for c in self.categorical_columns]
+
+    @property
+    def numeric_stats_known(self) -> bool:
+        return all(stats is not None for stats in self.numeric.values())
+
+    def with_numeric_stats(self, table: pd.DataFrame) -> "Schema":
+        """A copy whose unknown numeric statistics are computed from `table` (already validated)."""
+        numeric = {}
+        for name, stats in self.numeric.items():
+            if stats is None:
+                values = table[name].to_numpy(dtype=float)
+                std = float(values.std()) if len(values) > 1 else 1.0
+                stats = NumericStats(mean=float(values.mean()), std=std if std > 1e-12 else 1.0)
+            numeric[name] = stats
+        return self.model_copy(update={"numeric": numeric})
+
+    @classmethod
+    def from_dimensions(
+        cls,
+        columns: list[str],
+        categorical_columns: list[str],
+        categorical_dimensions: list[int] | dict[str, int],
+        unknown_category: Literal["error", "bucket"] = "error",
+    ) -> "Schema":
+        """Categorical column c with dimension n takes the values 0 … n−1 (Optimus' convention)."""
+        if isinstance(categorical_dimensions, dict):
+            missing = [c for c in categorical_columns if c not in categorical_dimensions]
+            if missing:
+                raise SchemaError(f"categorical_dimensions has no entry for {missing}")
+            dims = [categorical_dimensions[c] for c in categorical_columns]
+        else:
+            dims = list(categorical_dimensions)
+        if len(dims) != len(categorical_columns):
+            raise SchemaError(
+                f"{len(categorical_columns)} categorical columns {categorical_columns} but "
+                f"{len(dims)} categorical dimensions {dims}; give one dimension per categorical column"
+            )
+        if any(d < 1 for d in dims):
+            raise SchemaError(f"categorical dimensions must be positive integers, got {dims}")
+        vocabularies = {c: [str(v) for v in range(d)] for c, d in zip(categorical_columns, dims)}
+        return cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category)
+
+    @classmethod
+    def infer(
+        cls,
+        table: pd.DataFrame,
+        columns: list[str],
+        categorical_columns: list[str],
+        *,
+        source: str = "the table",
+        unknown_category: Literal["error", "bucket"] = "error",
+    ) -> "Schema":
+        """Vocabularies (sorted) and numeric statistics from a context table."""
+        missing = [c for c in columns if c not in table.columns]
+        if missing:
+            raise SchemaError(f"{source}: missing column(s) {missing}; expected columns {columns}")
+        vocabularies = {}
+        for name in categorical_columns:
+            values = table[name]
+            if values.isna().any():
+                row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
+                raise SchemaError(f"{source}: column '{name}' is empty in row {row}; expected a category")
+            vocabularies[name] = sorted({category_text(v) for v in values}, key=_natural_key)
+        schema = cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category)
+        from nextbest.data.encoding import numeric_matrix  # validates numbers and names the bad row
+
+        numeric_matrix(table, schema.numeric_columns, source=source)
+        return schema.with_numeric_stats(table)
+
+    def save(self, path: str | Path) -> Path:
+        return write_json(path, self.model_dump())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Schema":
+        import json
+
+        return cls.model_validate(json.loads(Path(path).read_text()))
+
+
+def category_text(value: object) -> str:
+    """The string form a category is compared by: 3, 3.0 and '3' are the same category."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    return str(value)
+
+
+def _natural_key(text: str) -> tuple:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)

@@ -1,0 +1,1 @@
+"""Evaluation: target-action scoring, off-policy estimators, regret."""
