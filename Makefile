@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/nextbest simulate --scenario optimus-poc --experiment-dir runs/demo --seed 0
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Peer libraries (Stable-Baselines3, Vowpal Wabbit, MABWiser, SDV, …) live in a separate venv so that
 # they never touch the pins the library and its tests use.

@@ -8,11 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from nextbest.evaluation.history import History  # noqa: E402
+from nextbest.evaluation.ope import OpeResult  # noqa: E402
 from nextbest.training.simulate import SimulationResult  # noqa: E402
 
 
@@ -38,6 +41,88 @@ def learning_curve(result: SimulationResult, ax: plt.Axes | None = None) -> Figu
     ax.set_title(f"{result.scenario}: {result.agent}, seed {result.seed}")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def batch_rewards(history: History, ax: plt.Axes | None = None) -> Figure:
+    """Mean reward of the decisions in each trained batch; with an oracle also their expected reward and
+    the oracle's and random's on the same customers."""
+    figure, ax = _axes(ax)
+    before = history.examples - history.rows  # a batch's decisions were made before training on it
+    ax.plot(before, history.mean_reward, "x-", color="tab:orange", label="mean reward (realized)")
+    if history.oracle is not None:
+        ax.plot(before, history.expected_reward, "o-", color="tab:blue", label="expected reward of the actions taken")
+        ax.plot(before, history.oracle, "--", color="tab:green", label="oracle")
+        ax.plot(before, history.random, ":", color="tab:gray", label="random")
+    ax.set_xlabel("examples trained on when deciding")
+    ax.set_ylabel("reward per decision")
+    ax.set_title("reward per training batch")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def regret(history: History, result: SimulationResult | None = None, ax: plt.Axes | None = None) -> Figure:
+    """Expected regret per decision (oracle − policy) after each batch: of the exploring decisions taken
+    (from the experience store) and, from a simulation, of the greedy policy on held-out customers."""
+    figure, ax = _axes(ax)
+    if history.regret is not None:
+        ax.plot(history.examples - history.rows, history.regret, "x-", color="tab:orange", label="exploring decisions taken")
+    if result is not None:
+        ax.plot([b.examples for b in result.batches], [b.oracle - b.agent for b in result.batches], "o-",
+                color="tab:blue", label="greedy policy, held-out customers")
+    ax.axhline(0.0, color="tab:green", linestyle="--", label="oracle")
+    ax.set_xlabel("examples trained on")
+    ax.set_ylabel("regret per decision (expected reward lost)")
+    ax.set_title("regret against the oracle")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def action_distribution(history: History, ax: plt.Axes | None = None) -> Figure:
+    """Share of each action in every trained batch (stacked), to see exploration narrow over time."""
+    figure, ax = _axes(ax, (8, 4))
+    shares = history.action_counts / np.maximum(history.action_counts.sum(axis=1, keepdims=True), 1)
+    batches = np.arange(1, len(history) + 1)
+    colors = plt.get_cmap("tab20" if shares.shape[1] > 10 else "tab10").colors
+    bottom = np.zeros(len(history))
+    for j, label in enumerate(history.action_labels):
+        ax.bar(batches, shares[:, j], bottom=bottom, color=colors[j % len(colors)], width=0.9, label=label)
+        bottom += shares[:, j]
+    ax.set_xlabel("training batch")
+    ax.set_ylabel("share of decisions")
+    ax.set_ylim(0, 1)
+    ax.set_title("actions taken, batch by batch")
+    if shares.shape[1] <= 20:
+        ax.legend(title="action", loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    return figure
+
+
+def ope_estimates(results: list[OpeResult], ax: plt.Axes | None = None) -> Figure:
+    """Each estimator's value of each target policy with its interval; the logging policy's mean reward
+    as a dashed line and, where known, the true value as a dotted line."""
+    figure, ax = _axes(ax, (7, 1.2 + 0.45 * sum(len(r.estimates) + 1 for r in results)))
+    y, ticks, labels = 0, [], []
+    for index, result in enumerate(results):
+        color, top = f"C{index}", y
+        for name, estimate in result.estimates.items():
+            ax.errorbar(estimate.estimate, y, xerr=[[estimate.estimate - estimate.ci_low], [estimate.ci_high - estimate.estimate]],
+                        fmt="o", color=color, capsize=3)
+            ticks.append(y)
+            labels.append(f"{result.target}: {name}")
+            y -= 1
+        if result.true_value is not None:
+            ax.vlines(result.true_value, y + 0.5, top + 0.5, color=color, linestyle=":", linewidth=2,
+                      label=f"{result.target}: true value {result.true_value:.4g}")
+        y -= 1
+    logging = results[0].logging_policy
+    ax.axvline(logging.estimate, color="tab:gray", linestyle="--", label=f"logging policy {logging.estimate:.4g}")
+    ax.set_yticks(ticks, labels)
+    ax.set_xlabel(f"expected reward per decision ({logging.confidence:.0%} intervals)")
+    ax.set_title("off-policy estimates")
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3, axis="x")
     return figure
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from nextbest.config import RewardConfig
 from nextbest.data.actions import ActionSpace
+from nextbest.data.encoding import shown
 from nextbest.errors import ConfigError, SchemaError
 
 _TRUE = {"true", "yes", "conversion", "converted", "click", "clicked", "1"}
@@ -90,15 +91,15 @@ def reaction_values(reactions: pd.Series, *, source: str = "the table") -> np.nd
         return reactions.to_numpy(dtype=np.float64)
     numbers = pd.to_numeric(reactions, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(numbers)
-    for row in np.flatnonzero(bad):
-        word = str(reactions.iloc[row]).strip().lower()
-        if word in _TRUE or word in _FALSE:
-            numbers[row] = 1.0 if word in _TRUE else 0.0
-        else:
-            raw = reactions.iloc[row]
-            what = "is empty" if pd.isna(raw) else f"has {raw!r}"
+    if bad.any():
+        words = reactions[bad].astype(str).str.strip().str.lower()
+        numbers[bad] = words.map({**{w: 1.0 for w in _TRUE}, **{w: 0.0 for w in _FALSE}}).to_numpy(dtype=float, na_value=np.nan)
+        still = np.flatnonzero(~np.isfinite(numbers))
+        if len(still):
+            raw = reactions.iloc[still[0]]
+            what = "is empty" if pd.isna(raw) else f"has {shown(raw)}"
             raise SchemaError(
-                f"{source}: column 'reaction' {what} in row {row + 1}; expected a number "
+                f"{source}: column 'reaction' {what} in row {still[0] + 1}; expected a number "
                 f"or one of {sorted(_TRUE | _FALSE)}"
             )
     return numbers

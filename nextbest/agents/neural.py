@@ -29,8 +29,9 @@ class NeuralSettings(AgentSettings):
     prior_scale: float = Field(1.0, ge=0, description="weight of each member's fixed random prior network")
     learning_rate: float = Field(3e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    batch_size: int = Field(128, ge=1)
-    gradient_steps: int = Field(300, ge=1, description="optimizer steps per update (per training call)")
+    batch_size: int = Field(256, ge=1)
+    epochs: int = Field(60, ge=1, description="passes over the replay buffer per update, capped by max_gradient_steps")
+    max_gradient_steps: int = Field(1000, ge=1)
     buffer_size: int = Field(100_000, ge=1, description="most recent experiences kept for replay")
 
 
@@ -51,15 +52,20 @@ class EnsembleMLP(nn.Module):
             nn.Parameter(torch.randn(members, a, b) / math.sqrt(a)) for a, b in zip(sizes[:-1], sizes[1:])
         )
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, b)) for b in sizes[1:])
+        # The "wide" part: a linear model of the one-hot categories and the numbers, beside the MLP.
+        self.wide_categorical = nn.Parameter(torch.zeros(members, max(sum(cardinalities), 1), outputs))
+        self.wide_numeric = nn.Parameter(torch.zeros(members, n_numeric, outputs))
 
     def forward(self, codes: Tensor, numeric: Tensor) -> Tensor:
         """codes (n, n_cat) long, numeric (n, n_num) → (H, n, outputs)."""
         h = torch.einsum("ni,hio->hno", numeric, self.numeric) + self.bias
+        wide = torch.einsum("ni,hio->hno", numeric, self.wide_numeric)
         if codes.shape[1]:
             h = h + self.categorical[:, codes + self.offsets].sum(dim=2)
+            wide = wide + self.wide_categorical[:, codes + self.offsets].sum(dim=2)
         for weight, bias in zip(self.weights, self.biases):
             h = torch.baddbmm(bias, torch.relu(h), weight)
-        return h
+        return h + wide
 
 
 class NeuralBandit(Agent):
@@ -120,7 +126,7 @@ class NeuralBandit(Agent):
         target = (data["reward"] - self.reward_mean) / self.reward_std
         size = len(target)
         losses = []
-        for _ in range(c.gradient_steps):
+        for _ in range(min(c.max_gradient_steps, max(1, c.epochs * size // c.batch_size))):
             rows = torch.as_tensor(self.generator.integers(0, size, min(c.batch_size, size)), device=self.device)
             predicted = self._forward(data["codes"][rows], data["numeric"][rows])  # (H, b, K)
             chosen = predicted.gather(2, data["action"][rows].view(1, -1, 1).expand(predicted.shape[0], -1, 1))[..., 0]

@@ -1,3 +1,5 @@
 """Imports every command module so that each registers its commands on the shared `app`."""
 
 from nextbest.cli import personalization  # noqa: F401
+from nextbest.cli import evaluation  # noqa: F401
+from nextbest.cli import planning  # noqa: F401

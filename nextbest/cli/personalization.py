@@ -1,4 +1,5 @@
-"""Commands of the personalization loop: init, predict, train, evaluate, simulate, show, and the registries."""
+"""Commands of the personalization loop: init, predict, train, simulate, show, and the registries
+(evaluate lives in nextbest/cli/evaluation.py)."""
 
 from __future__ import annotations
 
@@ -96,27 +97,6 @@ def train(
         f"mean reward {metrics['reward/mean']:.4g}; checkpoint {experiment.checkpoint.name}"
     )
     save_json(json_path, {"updates": experiment.progress.updates, "examples": experiment.progress.examples, **metrics})
-
-
-@app.command()
-def evaluate(
-    directory: Path = typer.Argument(..., help="Experiment directory."),
-    evaluation: Path = typer.Option(..., "--evaluation", help="Context columns plus 'target_action' (or target_action_0, …)."),
-    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-) -> None:
-    """Accuracy of the greedy policy against known best actions, overall and per action."""
-    from nextbest.evaluation.target import evaluate_targets
-
-    experiment = Experiment.open(directory, checkpoint)
-    result = evaluate_targets(experiment, read_table(evaluation), source=str(evaluation))
-    table = Table(title=f"accuracy {result['accuracy']:.3f} on {result['rows']} rows")
-    for name in ("target action", "rows", "accuracy"):
-        table.add_column(name, justify="right")
-    for row in result["per_action"]:
-        table.add_row(str(row["target_action"]), str(row["rows"]), f"{row['accuracy']:.3f}")
-    console.print(table)
-    save_json(json_path, result)
 
 
 @app.command()

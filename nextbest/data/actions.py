@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nextbest.data.encoding import numeric_column
+from nextbest.data.encoding import numeric_column, shown
 from nextbest.errors import ConfigError, SchemaError
 
 
@@ -67,7 +67,7 @@ class ActionSpace:
             if bad.any():
                 row = int(np.flatnonzero(bad)[0])
                 raise SchemaError(
-                    f"{source}: column '{name}' has {table[name].iloc[row]!r} in row {row + 1}; "
+                    f"{source}: column '{name}' has {shown(table[name].iloc[row])} in row {row + 1}; "
                     f"expected an integer action from 0 to {size - 1}"
                 )
             out[:, j] = values.astype(np.int64)

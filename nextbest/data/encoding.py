@@ -95,9 +95,14 @@ def numeric_column(values: pd.Series, name: str, *, source: str = "the table") -
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raw = values.iloc[row]
-        what = "is empty" if pd.isna(raw) else f"has {raw!r}"
+        what = "is empty" if pd.isna(raw) else f"has {shown(raw)}"
         raise SchemaError(f"{source}: column '{name}' {what} in row {row + 1}; expected a finite number")
     return array
+
+
+def shown(value: object) -> str:
+    """A cell value as a user wrote it: 'cheap', 2, 3.5 (numpy scalars shown as plain numbers)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def category_codes(values: pd.Series, name: str, schema: Schema, *, source: str = "the table") -> np.ndarray:
@@ -110,7 +115,7 @@ def category_codes(values: pd.Series, name: str, schema: Schema, *, source: str 
         text = values.astype(str)
     else:
         text = values.map(category_text)
-    codes = pd.Categorical(text, categories=vocabulary).codes.astype(np.int64)
+    codes = pd.Index(vocabulary).get_indexer(text).astype(np.int64)
     unknown = codes < 0
     if unknown.any():
         if schema.unknown_category == "bucket":

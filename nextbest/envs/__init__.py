@@ -25,5 +25,7 @@ def _gym_id(name: str) -> str:
 for _name, _scenario in SCENARIOS.items():
     if _gym_id(_name) not in gym.registry:
         gym.register(id=_gym_id(_name), entry_point=_scenario)
+if "nextbest/GridMap-v0" not in gym.registry:  # the planning grid (nextbest.envs.grid_map)
+    gym.register(id="nextbest/GridMap-v0", entry_point="nextbest.envs.grid_map:GridMapEnv", max_episode_steps=200)
 
 __all__ = ["SCENARIOS", "ContextualScenario", "make_scenario"]

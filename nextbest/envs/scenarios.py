@@ -12,8 +12,10 @@ from nextbest.envs.contextual import ContextualScenario, choice, one_hot, sigmoi
 
 class OptimusPoC(ContextualScenario):
     """Google Optimus' proof-of-concept shape: 5 features (2 categorical, 3 numeric), 16 actions,
-    Bernoulli conversion whose log-odds depend on the context non-linearly (squares, products,
-    thresholds), with different winners in different segments."""
+    Bernoulli conversion. Each customer has a latent taste (price sensitivity, engagement) that
+    is a non-linear function of the context (saturating in basket value, a threshold in recency,
+    device × browser effects); each of the 16 offers appeals to one direction of taste, so the
+    best offer changes smoothly across customers and every offer is best for someone."""
 
     name = "optimus-poc"
     summary = "5 features (browser, device + 3 numeric), 16 actions, Bernoulli conversion, non-linear"
@@ -23,12 +25,16 @@ class OptimusPoC(ContextualScenario):
 
     def __init__(self, world_seed: int = 0):
         super().__init__(world_seed)
-        k, w = 16, self.world
-        self.intercept = -2.2 + 0.3 * w.standard_normal(k)
-        self.browser_effect = 0.6 * w.standard_normal((3, k))
-        self.device_effect = 0.6 * w.standard_normal((4, k))
-        self.linear = 0.5 * w.standard_normal((3, k))
-        self.nonlinear = 0.5 * w.standard_normal((3, k))
+        w = self.world
+        # Four strong offers speak to the four quadrants of taste; twelve weaker ones to random directions.
+        hero = w.permutation(16)[:4]
+        angles = w.uniform(0, 2 * np.pi, 16)
+        angles[hero] = np.pi / 4 + np.pi / 2 * np.arange(4) + w.uniform(-0.2, 0.2, 4)
+        strength = np.where(np.isin(np.arange(16), hero), 2.5, 0.7)
+        self.appeal = strength * np.stack([np.cos(angles), np.sin(angles)])  # (2, 16)
+        self.intercept = np.where(np.isin(np.arange(16), hero), -1.0, -1.8) + 0.2 * w.standard_normal(16)
+        self.browser_taste = 0.8 * w.standard_normal((3, 2))
+        self.device_taste = 0.8 * w.standard_normal((4, 2))
 
     def sample_contexts(self, n: int, rng: np.random.Generator) -> pd.DataFrame:
         return pd.DataFrame(
@@ -41,24 +47,21 @@ class OptimusPoC(ContextualScenario):
             }
         )
 
+    def taste(self, contexts: pd.DataFrame) -> np.ndarray:
+        """(n, 2) latent taste: price sensitivity and engagement."""
+        basket = (np.log(contexts["basket_value"].to_numpy(float)) - 3.5) / 0.6
+        visits = (contexts["visits_30d"].to_numpy(float) - 3.0) / np.sqrt(3.0)
+        lapsed = (contexts["days_since_visit"].to_numpy(float) > 14.0).astype(float)
+        price = np.tanh(1.5 * basket) - 0.5 * lapsed
+        engagement = np.tanh(visits) * (1.0 - lapsed) - 0.8 * lapsed
+        categorical = (
+            one_hot(contexts["browser"], self.categorical["browser"]) @ self.browser_taste
+            + one_hot(contexts["device"], self.categorical["device"]) @ self.device_taste
+        )
+        return np.stack([price, engagement], axis=1) + categorical
+
     def expected_reactions(self, contexts: pd.DataFrame) -> np.ndarray:
-        z = np.stack(
-            [
-                (np.log(contexts["basket_value"].to_numpy(float)) - 3.5) / 0.6,
-                (contexts["visits_30d"].to_numpy(float) - 3.0) / np.sqrt(3.0),
-                (np.log1p(contexts["days_since_visit"].to_numpy(float)) - 2.1) / 0.9,
-            ],
-            axis=1,
-        )
-        nonlinear = np.stack([z[:, 0] ** 2 - 1.0, z[:, 0] * z[:, 1], np.tanh(3.0 * z[:, 2])], axis=1)
-        logits = (
-            self.intercept
-            + one_hot(contexts["browser"], self.categorical["browser"]) @ self.browser_effect
-            + one_hot(contexts["device"], self.categorical["device"]) @ self.device_effect
-            + z @ self.linear
-            + nonlinear @ self.nonlinear
-        )
-        return sigmoid(logits)
+        return sigmoid(self.intercept + self.taste(contexts) @ self.appeal)
 
 
 class Discount(ContextualScenario):

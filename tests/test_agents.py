@@ -1,0 +1,135 @@
+"""Bandit agents: closed-form posteriors, honest logged probabilities, learning against an oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextbest.agents import AGENTS, Experience
+from nextbest.agents.linucb import LinUCB
+from nextbest.agents.neural import NeuralBandit
+from nextbest.agents.thompson import LinearThompson
+from nextbest.config import build_hyperparameters
+from nextbest.data.actions import ActionSpace
+from nextbest.data.encoding import encode
+from nextbest.envs import make_scenario
+from nextbest.training.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def world():
+    scenario = make_scenario("optimus-poc")
+    schema = scenario.schema()
+    rng = np.random.default_rng(0)
+    contexts = scenario.sample_contexts(400, rng)
+    actions = rng.integers(0, 16, size=(400, 1))
+    rewards = scenario.sample_reactions(contexts, actions, rng)
+    return scenario, schema, encode(contexts, schema), actions, rewards
+
+
+# Small networks and few epochs: these tests check mechanics, not learning speed.
+FAST = {"neural": {"ensemble_size": 4, "epochs": 3}, "neural-linear": {"epochs": 3}}
+
+
+def _agent(cls, world, **settings):
+    scenario, schema, *_ = world
+    config = cls.Config(**settings)
+    return cls(schema, ActionSpace((16,)), config, seed=0)
+
+
+def _experience(features, actions, rewards):
+    return Experience(features=features, action=actions, reward=rewards, log_probability=np.zeros(len(rewards)))
+
+
+def test_linear_posterior_matches_an_independent_ridge_solve(world):
+    _, _, features, actions, rewards = world
+    agent = _agent(LinUCB, world, ridge=2.0)
+    agent.update(_experience(features.take(slice(0, 150)), actions[:150], rewards[:150]))
+    agent.update(_experience(features.take(slice(150, None)), actions[150:], rewards[150:]))  # in two batches
+    X = features.design_matrix()
+    mean, A_inv = agent.arms.posterior()
+    residuals = 0.0
+    for arm in (0, 7, 15):
+        rows = actions[:, 0] == arm
+        A = 2.0 * np.eye(X.shape[1]) + X[rows].T @ X[rows]
+        theta = np.linalg.solve(A, X[rows].T @ rewards[rows])
+        np.testing.assert_allclose(mean[arm], theta, atol=1e-10)
+        np.testing.assert_allclose(A_inv[arm], np.linalg.inv(A), atol=1e-10)
+    for arm in range(16):
+        rows = actions[:, 0] == arm
+        theta = np.linalg.solve(2.0 * np.eye(X.shape[1]) + X[rows].T @ X[rows], X[rows].T @ rewards[rows])
+        residuals += rewards[rows] @ rewards[rows] - (X[rows].T @ rewards[rows]) @ theta
+    assert agent.arms.noise_variance == pytest.approx((1.0 + residuals) / (1.0 + len(rewards)))
+
+
+def test_linucb_explores_by_the_upper_bound(world):
+    _, _, features, actions, rewards = world
+    agent = _agent(LinUCB, world, alpha=1.5, exploration_floor=0.0)
+    agent.update(_experience(features, actions, rewards))
+    X = features.design_matrix()[:5]
+    mean, A_inv = agent.arms.posterior()
+    sigma = np.sqrt(agent.arms.noise_variance)
+    bound = X @ mean.T + 1.5 * sigma * np.sqrt(np.einsum("nd,kde,ne->nk", X, A_inv, X))
+    prediction = agent.act(features.take(slice(0, 5)), np.arange(5))
+    np.testing.assert_array_equal(prediction.action[:, 0], bound.argmax(axis=1))
+
+
+def test_thompson_probabilities_match_direct_posterior_sampling(world):
+    _, _, features, actions, rewards = world
+    agent = _agent(LinearThompson, world, draws=4000, exploration_floor=0.0)
+    agent.update(_experience(features, actions, rewards))
+    estimated = agent.policy(features.take(slice(0, 3)), np.arange(3))
+    # independent: draw whole weight vectors θ_a ~ N(μ_a, σ²A_a⁻¹) and count the winners
+    mean, A_inv = agent.arms.posterior()
+    rng = np.random.default_rng(1)
+    X = features.design_matrix()[:3]
+    theta = np.stack([rng.multivariate_normal(mean[a], agent.arms.noise_variance * A_inv[a], size=4000) for a in range(16)])
+    winners = np.einsum("nd,ksd->nsk", X, theta).argmax(axis=2)  # (3 rows, 4000 draws)
+    wins = np.stack([(winners == a).mean(axis=1) for a in range(16)], axis=1)
+    np.testing.assert_allclose(estimated, wins, atol=0.04)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_logged_probabilities_are_never_zero_and_match_the_policy(world, name):
+    _, schema, features, actions, rewards = world
+    cls = AGENTS[name]
+    agent = cls(schema, ActionSpace((16,)), build_hyperparameters(name, FAST.get(name)).agent_config(), seed=0)
+    agent.update(_experience(features, actions, rewards))
+    seeds = np.arange(len(rewards))
+    probabilities = agent.probabilities(features, seeds)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities.min() >= agent.config.exploration_floor / 16 - 1e-12
+    prediction = agent.act(features, seeds)
+    chosen = probabilities[np.arange(len(seeds)), prediction.action[:, 0]]
+    np.testing.assert_allclose(prediction.log_probability, np.log(chosen))
+    again = agent.act(features, seeds)  # the same seeds give the same actions
+    np.testing.assert_array_equal(again.action, prediction.action)
+
+
+def test_neural_probabilities_are_the_share_of_members_voting(world):
+    _, _, features, actions, rewards = world
+    agent = _agent(NeuralBandit, world, ensemble_size=5, exploration_floor=0.0, epochs=1)
+    agent.update(_experience(features, actions, rewards))
+    members = agent.member_scores(features.take(slice(0, 50))).numpy()
+    votes = np.stack([(members.argmax(axis=2) == a).mean(axis=0) for a in range(16)], axis=1)
+    np.testing.assert_allclose(agent.policy(features.take(slice(0, 50)), np.arange(50)), votes)
+
+
+def test_exploration_depends_on_the_context(world):
+    _, _, features, actions, rewards = world
+    agent = _agent(NeuralBandit, world, ensemble_size=4, epochs=5)
+    agent.update(_experience(features, actions, rewards))
+    probabilities = agent.probabilities(features.take(slice(0, 50)), np.arange(50))
+    assert np.abs(probabilities - probabilities.mean(axis=0)).max() > 0.2
+
+
+@pytest.mark.parametrize(("name", "margin"), [("linucb", 0.5), ("thompson", 0.5), ("epsilon-greedy", 0.4), ("neural", 0.5)])
+def test_agent_beats_random_on_the_discount_scenario(name, margin):
+    result = simulate("discount", name, examples=1500, batch_size=500, seed=3,
+                      hyperparameters={"ensemble_size": 4, "epochs": 10} if name == "neural" else None)
+    assert result.final_score > margin, [b.normalized_score for b in result.batches]
+
+
+def test_random_agent_stays_near_zero():
+    result = simulate("discount", "random", examples=1000, batch_size=500, seed=3)
+    assert abs(result.final_score) < 0.25
