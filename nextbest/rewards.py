@@ -89,7 +89,7 @@ def reaction_values(reactions: pd.Series, *, source: str = "the table") -> np.nd
     """A `reaction` column as float64: numbers, booleans, or words like 'conversion' / 'no_conversion'."""
     if pd.api.types.is_bool_dtype(reactions):
         return reactions.to_numpy(dtype=np.float64)
-    numbers = pd.to_numeric(reactions, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    numbers = pd.to_numeric(reactions, errors="coerce").to_numpy(dtype=float, na_value=np.nan, copy=True)
     bad = ~np.isfinite(numbers)
     if bad.any():
         words = reactions[bad].astype(str).str.strip().str.lower()

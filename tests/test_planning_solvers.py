@@ -167,3 +167,18 @@ def test_plan_dispatches_by_name_and_checks_its_arguments():
         plan(mdp, "value-iteration", policy=np.zeros(30, dtype=int))
     with pytest.raises(Exception, match="tolerance must be positive"):
         plan(mdp, tolerance=0)
+
+
+def test_gamma_one_names_states_that_may_end_but_not_surely():
+    # 'risky' ends half the time and otherwise falls into 'trap', which loops forever: from 'start'
+    # the episode ends with probability 1/2 at best, so both states are reported.
+    P = np.zeros((3, 1, 3))
+    P[0, 0, 1] = P[0, 0, 2] = 0.5  # start → trap or end
+    P[1, 0, 1] = 1.0  # trap → trap
+    mdp = from_arrays(P, -np.ones((3, 1)), 1.0, terminal=[2], states=["start", "trap", "end"], actions=["risky"], name="toy")
+    with pytest.raises(PlanningError, match=r"no policy reaches a terminal state from states 'start', 'trap'"):
+        policy_iteration(mdp)
+    P[0, 0] = [0.0, 0.0, 1.0]  # a sure way out from start; trap still loops
+    mdp = from_arrays(P, -np.ones((3, 1)), 1.0, terminal=[2], states=["start", "trap", "end"], actions=["safe"], name="toy")
+    with pytest.raises(PlanningError, match=r"from state 'trap',"):
+        value_iteration(mdp)

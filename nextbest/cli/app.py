@@ -56,6 +56,17 @@ def progress_bar(description: str, total: float | None, *, quiet: bool = False) 
         yield Handle()
 
 
+def open_experiment(directory: Path, checkpoint: str | None = None):
+    """Experiment.open, warning when a damaged checkpoint was passed over (the run resumes from the one before)."""
+    from nextbest.training.experiment import Experiment
+
+    experiment = Experiment.open(directory, checkpoint)
+    for message in experiment.skipped_checkpoints:
+        used = experiment.checkpoint.name if experiment.checkpoint else "no checkpoint"
+        error_console.print(f"[yellow]warning:[/yellow] {message}; using {used}", highlight=False)
+    return experiment
+
+
 def save_json(path: Path | None, payload: Any) -> None:
     """Write `payload` to `path` when the user passed --json."""
     if path is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from nextbest.agents import AGENTS, DEFAULT_AGENT
-from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, progress_bar, save_json
+from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, open_experiment, progress_bar, save_json
 from nextbest.config import build_hyperparameters, default_hyperparameters
 from nextbest.data.schema import Schema
 from nextbest.data.tables import read_table, write_table
@@ -74,7 +74,7 @@ def predict(
     checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
 ) -> None:
     """Choose an action for every context row: the prediction table, one row per input row."""
-    experiment = Experiment.open(directory, checkpoint)
+    experiment = open_experiment(directory, checkpoint)
     table = experiment.predict(read_table(contexts), seed=seed, greedy=greedy, source=str(contexts))
     write_table(table, output)
     console.print(f"wrote {len(table)} predictions to {output}")
@@ -89,7 +89,7 @@ def train(
     json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Learn from an experience table and write a new checkpoint."""
-    experiment = Experiment.open(directory, checkpoint)
+    experiment = open_experiment(directory, checkpoint)
     metrics = experiment.train(read_table(experiences), source=str(experiences), allow_duplicates=allow_duplicates)
     experiment.close()
     console.print(
@@ -140,7 +140,7 @@ def simulate(
 @app.command()
 def show(directory: Path = typer.Argument(..., help="Experiment directory.")) -> None:
     """Summarize an experiment: agent, schema, updates, last metrics, checkpoints."""
-    summary = describe(Experiment.open(directory))
+    summary = describe(open_experiment(directory))
     table = Table(show_header=False, title=str(directory))
     for key, value in summary.items():
         table.add_row(key, str(value))

@@ -90,7 +90,7 @@ def numeric_matrix(table: pd.DataFrame, columns: list[str], *, source: str = "th
 def numeric_column(values: pd.Series, name: str, *, source: str = "the table") -> np.ndarray:
     """One numeric column as float64; the first bad row is named (rows count from 1, header excluded)."""
     converted = pd.to_numeric(values, errors="coerce")
-    array = converted.to_numpy(dtype=float, na_value=np.nan)
+    array = converted.to_numpy(dtype=float, na_value=np.nan, copy=True)
     bad = ~np.isfinite(array)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])

@@ -53,11 +53,11 @@ class FiniteMDP:
     name: str = "mdp"
 
     def __post_init__(self) -> None:
-        self.rewards = np.asarray(self.rewards, dtype=np.float64)
+        self.rewards = np.array(self.rewards, dtype=np.float64)  # copies: terminal rows are zeroed below
         if self.rewards.ndim != 2:
             raise ConfigError(f"{self.name}: rewards must have shape (states, actions), got {self.rewards.shape}")
         n_states, n_actions = self.rewards.shape
-        self.transitions = sp.csr_array(self.transitions, dtype=np.float64)
+        self.transitions = sp.csr_array(self.transitions, dtype=np.float64, copy=True)
         if self.transitions.shape != (n_states * n_actions, n_states):
             raise ConfigError(f"{self.name}: transitions must have shape (states·actions, states) = "
                               f"{(n_states * n_actions, n_states)}, got {self.transitions.shape}")

@@ -39,9 +39,12 @@ def write_checkpoint(directory: Path, number: int, state: dict[str, Any], keep: 
     return path
 
 
-def read_checkpoint(directory: Path, name: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+def read_checkpoint(
+    directory: Path, name: str | None = None, skipped: list[str] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
     """The checkpoint called `name` (a file name or number), else the one `latest` names, else the
-    newest readable one; None when there is none yet."""
+    newest readable one; None when there is none yet. Unreadable files passed over are appended
+    to `skipped` (as messages) so that callers can say so."""
     if name is not None:
         path = _resolve(directory, name)
         return path, _load(path)
@@ -53,7 +56,9 @@ def read_checkpoint(directory: Path, name: str | None = None) -> tuple[Path, dic
     for path in candidates:
         try:
             return path, _load(path)
-        except ExperimentError:
+        except ExperimentError as error:
+            if skipped is not None:
+                skipped.append(str(error))
             continue  # a damaged file: fall back to the one before
     return None
 

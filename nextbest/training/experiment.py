@@ -57,6 +57,7 @@ class Experiment:
         )
         self.progress = Progress()
         self.checkpoint: Path | None = None
+        self.skipped_checkpoints: list[str] = []  # unreadable checkpoints passed over when opening
         self._row_hashes: set[int] | None = None
         self._metrics = MetricsWriter(self.directory / "tensorboard" if self.directory else None)
 
@@ -85,7 +86,7 @@ class Experiment:
         hyperparameters = Hyperparameters.model_validate_json_file(directory / "hyperparameters.json")
         schema = Schema.load(directory / "schema.json")
         experiment = cls(hyperparameters, schema, directory)
-        found = read_checkpoint(directory / "checkpoints", checkpoint)
+        found = read_checkpoint(directory / "checkpoints", checkpoint, experiment.skipped_checkpoints)
         if found is not None:
             experiment.checkpoint, state = found
             experiment.schema = Schema.model_validate(state["schema"])
