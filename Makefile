@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/nextbest simulate --scenario optimus-poc --experiment-dir runs/demo --seed 0
 
 test: $(STAMP)

@@ -48,6 +48,9 @@ class RewardConfig(Section):
 
 class TrainerConfig(Section):
     checkpoints_to_keep: PositiveInt = Field(5, description="older checkpoints are deleted")
+    checkpoint_every: PositiveInt = Field(
+        50, description="updates between checkpoints in long runs (pretraining steps); each `train` call writes one"
+    )
     evaluation_rows: PositiveInt = Field(2000, description="held-out contexts scored after each simulated batch")
 
 

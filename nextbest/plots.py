@@ -26,6 +26,14 @@ def _axes(ax: plt.Axes | None, size: tuple[float, float] = (7, 4)) -> tuple[Figu
     return figure, ax
 
 
+def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend: str = "best") -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend, fontsize="small")
+    ax.grid(alpha=0.3)
+
+
 def learning_curve(result: SimulationResult, ax: plt.Axes | None = None) -> Figure:
     """Expected reward per customer of the greedy policy after each batch, with oracle and random lines."""
     figure, ax = _axes(ax)
@@ -36,11 +44,8 @@ def learning_curve(result: SimulationResult, ax: plt.Axes | None = None) -> Figu
     explored = [(b.examples, b.mean_reward) for b in result.batches if b.mean_reward is not None]
     if explored:
         ax.plot(*zip(*explored), "x", color="tab:orange", alpha=0.7, label="mean reward while exploring")
-    ax.set_xlabel("examples trained on")
-    ax.set_ylabel("expected reward per customer")
-    ax.set_title(f"{result.scenario}: {result.agent}, seed {result.seed}")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
+    _finish(ax, "examples trained on", "expected reward per customer", f"{result.scenario}: {result.agent}, seed {result.seed}",
+            "lower right")
     return figure
 
 
@@ -54,11 +59,7 @@ def batch_rewards(history: History, ax: plt.Axes | None = None) -> Figure:
         ax.plot(before, history.expected_reward, "o-", color="tab:blue", label="expected reward of the actions taken")
         ax.plot(before, history.oracle, "--", color="tab:green", label="oracle")
         ax.plot(before, history.random, ":", color="tab:gray", label="random")
-    ax.set_xlabel("examples trained on when deciding")
-    ax.set_ylabel("reward per decision")
-    ax.set_title("reward per training batch")
-    ax.legend(loc="best")
-    ax.grid(alpha=0.3)
+    _finish(ax, "examples trained on when deciding", "reward per decision", "reward per training batch")
     return figure
 
 
@@ -72,11 +73,8 @@ def regret(history: History, result: SimulationResult | None = None, ax: plt.Axe
         ax.plot([b.examples for b in result.batches], [b.oracle - b.agent for b in result.batches], "o-",
                 color="tab:blue", label="greedy policy, held-out customers")
     ax.axhline(0.0, color="tab:green", linestyle="--", label="oracle")
-    ax.set_xlabel("examples trained on")
-    ax.set_ylabel("regret per decision (expected reward lost)")
-    ax.set_title("regret against the oracle")
-    ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
+    _finish(ax, "examples trained on", "regret per decision (expected reward lost)", "regret against the oracle",
+            "upper right")
     return figure
 
 
@@ -119,10 +117,7 @@ def ope_estimates(results: list[OpeResult], ax: plt.Axes | None = None) -> Figur
     logging = results[0].logging_policy
     ax.axvline(logging.estimate, color="tab:gray", linestyle="--", label=f"logging policy {logging.estimate:.4g}")
     ax.set_yticks(ticks, labels)
-    ax.set_xlabel(f"expected reward per decision ({logging.confidence:.0%} intervals)")
-    ax.set_title("off-policy estimates")
-    ax.legend(loc="best", fontsize="small")
-    ax.grid(alpha=0.3, axis="x")
+    _finish(ax, f"expected reward per decision ({logging.confidence:.0%} intervals)", "", "off-policy estimates")
     return figure
 
 

@@ -170,7 +170,7 @@ def test_an_identifier_column_is_refused_as_context(run_cli, tmp_path):
     result = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--quiet")
     assert result.exit_code == 2
     assert "column 'customer' has 120 distinct values in 120 rows" in result.stderr
-    ok = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--columns", "segment", "--estimators", "dm,ips", "--quiet")
+    ok = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--columns", "segment", "--estimators", "dm,ips", "--reward-model", "ridge", "--quiet")
     assert ok.exit_code == 0, ok.output
 
 

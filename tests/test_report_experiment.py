@@ -76,7 +76,8 @@ def test_markdown_report_without_a_simulation(run_cli, tmp_path):
         predictions["reaction"] = (rng.random(200) < 0.2 + 0.2 * predictions["action"]).astype(int)
         predictions.to_csv(tmp_path / "e.csv", index=False)
         assert run_cli("train", directory, "--experiences", tmp_path / "e.csv").exit_code == 0
-    out = run_cli("report", directory, "--format", "markdown", "--bootstrap", "100", "--json", tmp_path / "r.json", "--quiet")
+    out = run_cli("report", directory, "--format", "markdown", "--reward-model", "ridge", "--bootstrap", "100",
+                  "--json", tmp_path / "r.json", "--quiet")
     assert out.exit_code == 0, out.output
     page = (directory / "report" / "report.md").read_text()
     assert "![Learning curve](batch_rewards.png)" in page and "## Regret" not in page
@@ -100,6 +101,7 @@ def test_report_of_an_untrained_experiment_says_so(run_cli, tmp_path):
         (["{d}"], "is not an experiment directory (no hyperparameters.json)"),
         (["{run}", "--format", "pdf"], "report format must be 'html' or 'markdown'"),
         (["{run}", "--estimators", "psychic"], "unknown estimator(s) ['psychic']"),
+        (["{run}", "--reward-model", "crystal-ball"], "unknown reward model 'crystal-ball'"),
     ],
 )
 def test_bad_report_requests_exit_2(run_cli, simulated, tmp_path, args, message):

@@ -275,3 +275,4 @@ class MlpPPO(ContextualPPO):
         c = self.config
         return MLPEncoder(cardinalities, n_numeric, c.hidden_sizes, c.activation, c.embedding_dim)
 
+

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json
+from nextbest.cli.personalization import _names  # comma-separated option → list, as every command parses it
 from nextbest.data.tables import read_table, write_table
 from nextbest.envs import SCENARIOS
 from nextbest.errors import ConfigError
@@ -18,10 +19,7 @@ from nextbest.training.experiment import Experiment
 
 ESTIMATORS_HELP = f"Comma-separated, from: {', '.join(ESTIMATORS)} (default: all)."
 CHECKPOINT_HELP = "Checkpoint to use instead of the latest."
-
-
-def _names(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+REWARD_MODEL_HELP = f"Cross-fitted reward model of dm and the dr family: {', '.join(REWARD_MODELS)}."
 
 
 @app.command()
@@ -32,7 +30,7 @@ def ope(
     greedy: bool = typer.Option(False, "--greedy", help="With --target-experiment: evaluate the greedy policy (predict --greedy) instead of the exploring one."),
     checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help=CHECKPOINT_HELP),
     estimators: Optional[str] = typer.Option(None, "--estimators", help=ESTIMATORS_HELP),
-    reward_model: str = typer.Option("gbm", "--reward-model", help=f"Reward model of dm and the dr family: {', '.join(REWARD_MODELS)}."),
+    reward_model: str = typer.Option("gbm", "--reward-model", help=REWARD_MODEL_HELP),
     folds: int = typer.Option(5, "--folds", help="Cross-fitting folds of the reward model."),
     clip: Optional[float] = typer.Option(None, "--clip", help="Clip importance weights at this maximum (ips, snips, dr)."),
     threshold: Optional[float] = typer.Option(None, "--switch-threshold", help="switch-dr's weight threshold τ (default: tuned)."),
@@ -129,6 +127,7 @@ def report(
     format: str = typer.Option("html", "--format", help="'html' or 'markdown'."),
     ope: bool = typer.Option(True, "--ope/--no-ope", help="Include off-policy estimates on the experience store."),
     estimators: Optional[str] = typer.Option(None, "--estimators", help=ESTIMATORS_HELP),
+    reward_model: str = typer.Option("gbm", "--reward-model", help=REWARD_MODEL_HELP),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples of the off-policy intervals."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
@@ -139,7 +138,8 @@ def report(
 
     with progress_bar("report", 3 if ope else 1, quiet=quiet) as bar:
         result = write_report(directory, format=format, ope=ope, estimators=_names(estimators),  # type: ignore[arg-type]
-                              bootstrap_samples=bootstrap, seed=seed, on_step=lambda _: bar.advance())
+                              reward_model=reward_model, bootstrap_samples=bootstrap, seed=seed,
+                              on_step=lambda _: bar.advance())
     console.print(f"wrote {result.path} with {len(result.figures)} figures")
     save_json(json_path, result.summary)
 

@@ -119,7 +119,9 @@ def simulate(
                      hyperparameters=hyperparameters, experiment_dir=experiment_dir,
                      on_batch=lambda b: bar.update(completed=b.examples))
     if not quiet:
-        table = Table(title=f"{scenario}: {agent} (seed {seed}); normalized score = (agent − random) / (oracle − random)")
+        table = Table(title=f"{scenario} · {agent} · seed {seed}",
+                      caption="expected reward per customer of the greedy policy on held-out customers; "
+                              "normalized = (agent − random) / (oracle − random)")
         for name in ("batch", "examples", "mean reward", "oracle", "random", "agent", "normalized", "seconds"):
             table.add_column(name, justify="right")
         for b in result.batches:
@@ -143,7 +145,11 @@ def show(directory: Path = typer.Argument(..., help="Experiment directory.")) ->
     summary = describe(open_experiment(directory))
     table = Table(show_header=False, title=str(directory))
     for key, value in summary.items():
-        table.add_row(key, str(value))
+        if isinstance(value, dict):
+            value = ", ".join(f"{name} {number:.4g}" for name, number in value.items()) or "—"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "—"
+        table.add_row(key.replace("_", " "), str(value))
     console.print(table)
 
 

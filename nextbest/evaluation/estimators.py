@@ -177,14 +177,13 @@ class InverseProbabilityWeighting(_Clipped):
         return Terms(w * logged.reward, weight=w, settings={"clip": self.clip})
 
 
-class SelfNormalizedIPS(_Clipped):
+class SelfNormalizedIPS(InverseProbabilityWeighting):
     name = "snips"
     summary = "self-normalized IPS: Σ w r / Σ w (slightly biased, much lower variance)"
-    uses_reward_model = False
 
     def terms(self, logged: Logged) -> Terms:
-        w = self.clipped_weight(logged)
-        return Terms(w * logged.reward, w, weight=w, settings={"clip": self.clip})
+        ips = super().terms(logged)
+        return Terms(ips.numerator, ips.weight, weight=ips.weight, settings=ips.settings)
 
 
 class DoublyRobust(_Clipped):

@@ -16,7 +16,7 @@ from nextbest.evaluation.estimators import (
     Estimate, Interval, Terms, check_interval, check_logged, check_support, make_estimators, summarize,
 )
 from nextbest.evaluation.logs import Logs
-from nextbest.evaluation.reward_models import cross_fit, reward_model_class
+from nextbest.evaluation.reward_models import FOLDS, cross_fit, reward_model_class
 
 
 @dataclass
@@ -48,7 +48,7 @@ class OpeResult:
 
 
 def fit_expected_reward(
-    logs: Logs, *, reward_model: str = "gbm", folds: int = 5, seed: int = 0, on_fold: Callable[[int], None] | None = None
+    logs: Logs, *, reward_model: str = "gbm", folds: int = FOLDS, seed: int = 0, on_fold: Callable[[int], None] | None = None
 ) -> np.ndarray:
     """(n, n_actions) cross-fitted q̂ for the logs (K = `folds`)."""
     model = reward_model_class(reward_model)
@@ -64,7 +64,7 @@ def off_policy_evaluation(
     *,
     estimators: list[str] | None = None,
     reward_model: str = "gbm",
-    folds: int = 5,
+    folds: int = FOLDS,
     expected_reward: np.ndarray | None = None,
     clip: float | None = None,
     threshold: float | None = None,

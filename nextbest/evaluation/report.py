@@ -21,6 +21,7 @@ from nextbest.evaluation.estimators import make_estimators
 from nextbest.evaluation.history import History, experience_history
 from nextbest.evaluation.logs import read_logs
 from nextbest.evaluation.ope import OpeResult, fit_expected_reward, off_policy_evaluation, target_from_experiment
+from nextbest.evaluation.reward_models import FOLDS, reward_model_class
 from nextbest.evaluation.simulation import load_simulation
 from nextbest.io import atomic_write_bytes
 from nextbest.training.experiment import Experiment, describe
@@ -59,6 +60,7 @@ def write_report(
     if format not in ("html", "markdown"):
         raise ConfigError(f"report format must be 'html' or 'markdown', got {format!r}")
     make_estimators(estimators)  # a typo fails here, not as a note inside the report
+    reward_model_class(reward_model)
     step = on_step or (lambda _: None)
     directory = Path(directory)
     experiment = Experiment.open(directory)
@@ -182,7 +184,7 @@ def _ope(experiment: Experiment, scenario: Any, figures: dict[str, Figure], summ
     logging = results[0].logging_policy
     text = [f"Value per decision of the agent's current policies, estimated from the {len(logs)} decisions it logged "
             f"(the logging policy earned {logging.estimate:.4g} per decision, interval {logging.ci_low:.4g} … "
-            f"{logging.ci_high:.4g}). The reward model is cross-fitted (5 folds); intervals are "
+            f"{logging.ci_high:.4g}). The reward model ({reward_model}) is cross-fitted ({FOLDS} folds); intervals are "
             f"{logging.confidence:.0%} bootstrap intervals. The agent learned from these same logs, so the estimates "
             "lean optimistic; fresh logs give an unbiased check."]
     if scenario is not None:

@@ -19,6 +19,7 @@ from nextbest.agents.ridge import RidgeArms
 from nextbest.data.encoding import Features
 from nextbest.errors import ConfigError, DataError
 
+FOLDS = 5  # cross-fitting folds by default
 MAX_CATEGORIES = 255  # histogram gradient boosting bins a categorical feature into at most 255 codes
 
 
@@ -100,7 +101,7 @@ def cross_fit(
     action: np.ndarray,
     reward: np.ndarray,
     *,
-    folds: int = 5,
+    folds: int = FOLDS,
     seed: int = 0,
     on_fold: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,8 @@ MAX_REJECTION = 200  # give up on conditions met by fewer than 1 in this many ge
 
 
 class GeneratorConfig(Section):
-    epochs: PositiveInt = Field(100, description="passes over the training rows")
+    epochs: PositiveInt | None = Field(None, description="passes over the training rows (default: enough for `steps`)")
+    steps: PositiveInt = Field(4000, description="gradient steps to aim for when epochs is not set (5 to 300 epochs)")
     batch_size: PositiveInt = Field(500, description="rows per gradient step")
     learning_rate: PositiveFloat = Field(1e-3, description="Adam step size")
     validation_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="rows held out for held-out scores")
@@ -97,13 +98,14 @@ class Generator:
             if on_epoch:
                 on_epoch(epoch, metrics)
 
+        self.epochs = self.epochs_for(len(table))
         started = time.perf_counter()
         with torch_threads(self.config.threads):
             held_out_scores = self._fit(train.reset_index(drop=True), valid.reset_index(drop=True), rng, record)
         self.summary = {
             "model": self.name, "rows": len(table), "training_rows": len(train), "validation_rows": len(valid),
             "columns": len(self.spec.columns), "categorical_columns": len(self.spec.categorical),
-            "epochs": self.config.epochs, "seconds": time.perf_counter() - started, **(held_out_scores or {}),
+            "epochs": self.epochs, "seconds": time.perf_counter() - started, **(held_out_scores or {}),
         }
         return self
 
@@ -150,7 +152,7 @@ class Generator:
             "generator": self.name, "config": self.config.model_dump(mode="json"), "spec": self.spec.model_dump(),
             "history": self.history, "summary": self.summary, "model": self._state(),
         }
-        write_checkpoint(directory / "checkpoints", self.config.epochs, state, keep=1)
+        write_checkpoint(directory / "checkpoints", self.summary.get("epochs", 0), state, keep=1)
         write_json(directory / "hyperparameters.json", {"model": self.name, **self.config.model_dump(mode="json")})
         write_json(directory / "fit.json", {**self.summary, "history": self.history})
         return directory
@@ -160,6 +162,14 @@ class Generator:
         from nextbest.generative import load_generator
 
         return load_generator(directory)
+
+    def epochs_for(self, rows: int) -> int:
+        """Epochs a fit on `rows` rows runs: the configured number, else about `steps` gradient steps."""
+        if self.config.epochs:
+            return self.config.epochs
+        training = rows - int(rows * self.config.validation_fraction)
+        per_epoch = max(1, training // min(self.config.batch_size, max(training, 1)))
+        return int(np.clip(np.ceil(self.config.steps / per_epoch), 5, 300))
 
     # ----------------------------------------------------------------- what each model implements
     def _fit(self, train: pd.DataFrame, valid: pd.DataFrame, rng: np.random.Generator,

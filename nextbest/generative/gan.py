@@ -28,7 +28,6 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from torch import nn
 
 from nextbest.generative.base import EpochCallback, Generator, GeneratorConfig
-from nextbest.generative.columns import category_codes
 from nextbest.generative.layers import mlp
 from nextbest.generative.transform import Layout
 
@@ -37,7 +36,8 @@ class GANConfig(GeneratorConfig):
     learning_rate: PositiveFloat = Field(2e-4, description="Adam step size of both networks (DCGAN: 2e-4)")
     betas: tuple[float, float] = Field((0.5, 0.9), description="Adam β1, β2 (DCGAN: β1 = 0.5)")
     weight_decay: NonNegativeFloat = Field(1e-6, description="L2 penalty of Adam")
-    loss: Literal["non-saturating", "wgan-gp"] = Field("wgan-gp", description="GAN objective")
+    loss: Literal["non-saturating", "wgan-gp"] = Field(
+        "non-saturating", description="GAN objective (non-saturating: as good as WGAN-GP here, 2.4× faster; see benchmarks)")
     gradient_penalty: NonNegativeFloat = Field(10.0, description="λ of WGAN-GP")
     noise_dim: PositiveInt = Field(128, description="size of z")
     generator: list[PositiveInt] = Field(default_factory=lambda: [256, 256], description="residual layers")
@@ -84,16 +84,19 @@ class Conditions:
     def from_codes(cls, codes: np.ndarray, sizes: list[int]) -> "Conditions":
         return cls([np.bincount(codes[:, j], minlength=k) for j, k in enumerate(sizes)], codes)
 
-    def draw(self, n: int, rng: np.random.Generator, weights: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(column, category, real row) for n rows; categories by 'log' frequency (training) or 'real' frequency."""
+    def draw(self, n: int, rng: np.random.Generator, weights: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(column, category, real row) for n rows: 'log' frequencies and a real row with that category (training),
+        or 'real' frequencies and no row (sampling, also after loading)."""
         column = rng.integers(len(self.sizes), size=n)
-        category, row = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
+        category = np.zeros(n, dtype=int)
+        row = np.zeros(n, dtype=int) if weights == "log" else None
         for j in range(len(self.sizes)):
             chosen = column == j
             p = np.log1p(self.counts[j]) if weights == "log" else self.counts[j].astype(float)
             category[chosen] = rng.choice(len(p), size=int(chosen.sum()), p=p / p.sum())
-            k = category[chosen]
-            row[chosen] = self.order[j][self.first[j][k] + (rng.random(chosen.sum()) * self.counts[j][k]).astype(int)]
+            if row is not None:
+                k = category[chosen]
+                row[chosen] = self.order[j][self.first[j][k] + (rng.random(chosen.sum()) * self.counts[j][k]).astype(int)]
         return column, category, row
 
     def one_hot(self, column: np.ndarray, category: np.ndarray) -> np.ndarray:
@@ -109,7 +112,8 @@ class TabularGAN(Generator):
 
     def _build(self) -> None:
         c, layout = self.config, self.layout
-        self.categorical_blocks = [b for b in layout.blocks if b.kind == "category"]
+        # the condition vector covers every one-hot block: categories and the 'missing' flags of numbers
+        self.categorical_blocks = layout.one_hot_blocks
         width, cond = layout.width, sum(b.width for b in self.categorical_blocks)
         layers, size = [], c.noise_dim + cond
         for hidden in c.generator:
@@ -164,7 +168,7 @@ class TabularGAN(Generator):
         g_optimizer = torch.optim.Adam(self.generator.parameters(), **adam)
         d_optimizer = torch.optim.Adam(self.discriminator.parameters(), **adam)
         steps = max(1, len(train) // batch)
-        for epoch in range(1, c.epochs + 1):
+        for epoch in range(1, self.epochs + 1):
             totals = np.zeros(2)
             self.generator.train()
             for _ in range(steps):
@@ -192,11 +196,11 @@ class TabularGAN(Generator):
         return {}
 
     def _conditions(self, table: pd.DataFrame) -> Conditions | None:
-        blocks = self.categorical_blocks
-        if not blocks:
+        if not self.categorical_blocks:
             return None
-        codes = np.stack([category_codes(table[b.column], self.spec.column(b.column)) for b in blocks], axis=1)
-        return Conditions.from_codes(codes, [b.width for b in blocks])
+        encoded = self.layout.encode(table, np.random.default_rng(0))  # one-hot blocks are exact; scores unused
+        codes = np.stack([encoded[:, b.start : b.stop].argmax(axis=1) for b in self.categorical_blocks], axis=1)
+        return Conditions.from_codes(codes, [b.width for b in self.categorical_blocks])
 
     def _generate(self, n: int, rng: np.random.Generator, data: torch.Tensor | None = None, weights: str = "log"):
         """Generated rows (activated), their condition vectors, raw outputs, the conditions, and matching real rows."""
@@ -219,7 +223,7 @@ class TabularGAN(Generator):
             cond = torch.zeros(n, 0, device=self.device)
         elif conditions:
             name, value = next(iter(conditions.items()))
-            j = next(i for i, b in enumerate(self.categorical_blocks) if b.column == name)
+            j = next(i for i, b in enumerate(self.categorical_blocks) if b.column == name and b.kind == "category")
             category = self.spec.column(name).categories.index(value)
             cond = self.tensor(self.conditions.one_hot(np.full(n, j), np.full(n, category)))
         else:

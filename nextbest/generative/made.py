@@ -31,7 +31,6 @@ INNER_QUANTILES = 17  # per interval bin: enough to follow the shape of a skewed
 
 
 class MADEConfig(GeneratorConfig):
-    epochs: PositiveInt = Field(50, description="passes over the training rows")
     hidden: list[PositiveInt] = Field(default_factory=lambda: [256, 256], description="masked hidden layers")
     bins: PositiveInt = Field(24, ge=2, description="quantile bins per numeric column")
     order: list[str] | None = Field(None, description="column order of the factorization (default: the table's)")
@@ -190,7 +189,7 @@ class MADE(Generator):
         x = self.one_hot(codes)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate)
         scores: dict[str, float] = {}
-        for epoch in range(1, self.config.epochs + 1):
+        for epoch in range(1, self.epochs + 1):
             self.net.train()
             total = 0.0
             for rows in self.minibatches(len(x), rng):

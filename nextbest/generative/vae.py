@@ -88,7 +88,7 @@ class TabularVAE(Generator):
             self.net.decoder[-1].bias[self.one_hot_index] = torch.log(x[:, self.one_hot_index].mean(0) + 1e-4)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
         scores: dict[str, float] = {}
-        for epoch in range(1, self.config.epochs + 1):
+        for epoch in range(1, self.epochs + 1):
             self.net.train()
             totals = np.zeros(2)
             for rows in self.minibatches(len(x), rng):
