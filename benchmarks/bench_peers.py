@@ -248,17 +248,18 @@ def peer_versions() -> dict[str, str]:
     return versions
 
 
+TARGETS = (0.9, TARGET_SCORE)  # nextbest's target; 0.9 tells apart agents that stop short of it
+
+
 def run(scenario: str, agent: str, seeds: list[int], examples: int, batch_size: int) -> dict[str, Any]:
     runs = [simulate(scenario, agent, examples=examples, batch_size=batch_size, seed=seed) for seed in seeds]
-    reached = [r.examples_to() for r in runs]
     return {
         "scenario": scenario,
         "agent": agent,
         "library": "nextbest" if agent in NEXTBEST else next(p.package for p in PEERS if p.name == agent),
         "final_normalized_score": float(np.mean([r.final_score for r in runs])),
         "final_normalized_score_per_seed": [r.final_score for r in runs],
-        f"examples_to_{TARGET_SCORE}": reached,
-        "reached": sum(x is not None for x in reached),
+        "examples_to": {str(target): [r.examples_to(target) for r in runs] for target in TARGETS},
         "seconds": float(np.mean([r.batches[-1].seconds for r in runs])),
         "curve": {"examples": [b.examples for b in runs[0].batches],
                   "normalized_score": np.mean([[b.normalized_score for b in r.batches] for r in runs], axis=0).tolist()},
@@ -268,24 +269,36 @@ def run(scenario: str, agent: str, seeds: list[int], examples: int, batch_size: 
 NEXTBEST = list(AGENTS)
 
 
+def _median_examples(reached: list[int | None]) -> str:
+    """Median over seeds of the examples needed, counting a seed that never got there as infinite."""
+    needed = sorted(np.inf if x is None else x for x in reached)
+    median = float(np.median(needed))
+    return "—" if not np.isfinite(median) else f"{int(median):,}"
+
+
 def readme(results: list[dict], settings: dict, versions: dict) -> str:
-    rows = []
-    for r in results:
-        reached = [x for x in r[f"examples_to_{TARGET_SCORE}"] if x is not None]
-        median = f"{int(np.median(reached)):,}" if len(reached) * 2 > len(r[f"examples_to_{TARGET_SCORE}"]) else "—"
-        rows.append([r["scenario"], f"{r['agent']}" + ("" if r["library"] == "nextbest" else f" ({r['library']})"),
-                     f"{r['final_normalized_score']:.3f}", f"{median} ({r['reached']}/{len(r[f'examples_to_{TARGET_SCORE}'])})",
-                     f"{r['seconds']:.1f}"])
-    skipped = [f"{k} ({v})" for k, v in versions.items() if v == "not installed"]
+    scenarios = list(dict.fromkeys(r["scenario"] for r in results))
+    agents = list(dict.fromkeys(r["agent"] for r in results))
+    cell = {(r["agent"], r["scenario"]): r for r in results}
+    library = {r["agent"]: r["library"] for r in results}
+    scores, speed = [], []
+    for agent in agents:
+        row = [cell[agent, s] for s in scenarios if (agent, s) in cell]
+        scores.append([agent, library[agent], *(f"{r['final_normalized_score']:.3f}" for r in row),
+                       f"{np.mean([r['seconds'] for r in row]):.1f}"])
+        speed.append([agent, *(" / ".join(_median_examples(r["examples_to"][str(t)]) for t in TARGETS) for r in row)])
+    skipped = [f"{k}" for k, v in versions.items() if v == "not installed"]
+    installed = ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed")
     return "\n\n".join([
         "### Against the peers: Vowpal Wabbit, MABWiser, Stable-Baselines3",
-        f"Same scenarios, seeds {settings['seeds']}, {settings['examples']:,} examples in batches of "
-        f"{settings['batch_size']}; normalized score = (agent − random) / (oracle − random) of the greedy policy on "
-        f"2,000 held-out customers (mean over seeds); examples to {TARGET_SCORE}: median over the seeds that reached it "
-        f"(— if fewer than half did); wall time per run, one thread. Peers: "
-        + ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed") + "."
-        + (f" Not installed here: {', '.join(skipped)}." if skipped else ""),
-        markdown_table(["scenario", "agent", "final score", f"examples to {TARGET_SCORE}", "seconds"], rows),
+        f"Every agent plays the same customers, seeds {settings['seeds']}, {settings['examples']:,} examples in "
+        f"batches of {settings['batch_size']}; the score is (agent − random) / (oracle − random) for the greedy "
+        f"policy on 2,000 held-out customers, mean over seeds; wall time per run on one thread, scoring included "
+        f"({installed}" + (f"; not installed here: {', '.join(skipped)}" if skipped else "") + ").",
+        markdown_table(["agent", "library", *(f"{s} score" for s in scenarios), "seconds per run"], scores),
+        f"Examples until the score first reached {' / '.join(map(str, TARGETS))} (median over seeds; — when at least half the "
+        f"seeds did not get there within {settings['examples']:,}):",
+        markdown_table(["agent", *scenarios], speed),
         "![normalized score against examples, every agent and scenario](benchmarks/results/peers.png)",
     ])
 
@@ -294,18 +307,22 @@ def figure(results: list[dict], path: Path) -> None:
     from nextbest import plots
 
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
-    fig, axes = plots.plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.5), layout="constrained", squeeze=False)
+    agents = list(dict.fromkeys(r["agent"] for r in results))
+    colors = plots.plt.get_cmap("tab20").colors
+    fig, axes = plots.plt.subplots(1, len(scenarios), figsize=(5 * len(scenarios) + 2, 4.5), layout="constrained",
+                                   squeeze=False)
     for ax, scenario in zip(axes[0], scenarios):
-        for index, r in enumerate(x for x in results if x["scenario"] == scenario):
+        for r in (x for x in results if x["scenario"] == scenario):
             style = "-" if r["library"] == "nextbest" else "--"
-            ax.plot(r["curve"]["examples"], r["curve"]["normalized_score"], style, color=f"C{index % 10}", label=r["agent"])
+            ax.plot(r["curve"]["examples"], r["curve"]["normalized_score"], style,
+                    color=colors[agents.index(r["agent"]) % len(colors)], label=r["agent"])
         ax.axhline(TARGET_SCORE, color="gray", linewidth=0.8, linestyle=":")
         ax.set_title(scenario)
         ax.set_xlabel("examples")
         ax.set_ylim(-0.2, 1.05)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("normalized score (greedy, held out)")
-    axes[0][-1].legend(loc="lower right", fontsize="small")
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", title="solid: nextbest")
     plots.save(fig, path)
 
 
@@ -314,7 +331,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scenarios", nargs="+", default=SCENARIOS)
     parser.add_argument("--agents", nargs="+", help="default: every registered nextbest agent and every installed peer")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--examples", type=int, default=4000)
+    parser.add_argument("--examples", type=int, default=3000)
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
     versions = peer_versions()

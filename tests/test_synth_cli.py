@@ -82,7 +82,7 @@ def test_data_writes_the_builtin_tables(run_cli, tmp_path):
         ("segment,age\n" + "gold,1\n" * 5, "has 5 row(s); a generator needs at least 10"),
         ("segment,age\n" + "".join(f"gold,{i}\n" for i in range(20)), "column 'segment' has one value ('gold') in all 20 rows"),
         ("id,age\n" + "".join(f"c{i},{i}\n" for i in range(120)), "column 'id' has 120 distinct values, more than max_categories=100"),
-        ("segment,age\n" + "".join(f"{'ab'[i % 2]},{i}\n" for i in range(40)) + "a,n/a\n", "column 'age' has 'n/a' in row 41; expected a number"),
+        ("segment,age\n" + "".join(f"{'ab'[i % 2]},{i}\n" for i in range(40)) + "a,unknown\n", "column 'age' has 'unknown' in row 41; expected a number"),
     ],
 )
 def test_fit_rejects_bad_tables(run_cli, tmp_path, content, message):
