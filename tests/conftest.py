@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 os.environ.setdefault("NEXTBEST_DEVICE", "cpu")
+os.environ["COLUMNS"] = "200"  # before Rich consoles are created: wide tables, no wrapped messages
 
 
 @dataclass

@@ -34,6 +34,7 @@ class NeuralSettings(AgentSettings):
     hidden_sizes: list[int] = Field([64], description="ReLU hidden layer widths of each member")
     bottleneck: int = Field(8, ge=0, description="width of the linear feature layer shared by all actions (0: none)")
     wide: bool = Field(True, description="add a linear model of the one-hot categories and numbers")
+    bins: int = Field(8, ge=0, description="piecewise-linear encoding of each number on this many quantile bins (0: raw only)")
     prior_scale: float = Field(0.0, ge=0, description="weight of each member's fixed random prior network")
     learning_rate: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-3, ge=0, description="L2 penalty on the weights, per example")
@@ -51,16 +52,18 @@ class EnsembleMLP(nn.Module):
     table (the same as a one-hot input, without building it)."""
 
     def __init__(self, members: int, cardinalities: list[int], n_numeric: int, hidden: list[int], bottleneck: int,
-                 outputs: int, wide: bool):
+                 outputs: int, wide: bool, bins: int):
         super().__init__()
         self.register_buffer("offsets", torch.tensor(np.cumsum([0, *cardinalities[:-1]]), dtype=torch.long))
         n_categories = max(sum(cardinalities), 1)
-        inputs = len(cardinalities) + n_numeric
+        self.register_buffer("knots", torch.zeros(n_numeric, bins + 1))
+        self.bins = bins
+        inputs = len(cardinalities) + n_numeric * (1 + bins)
         sizes = [*hidden, *([bottleneck] if bottleneck else []), outputs]
         first = sizes[0]
         scale = math.sqrt(2.0 / max(inputs, 1))
         self.categorical = nn.Parameter(torch.randn(members, n_categories, first) * scale)
-        self.numeric = nn.Parameter(torch.randn(members, n_numeric, first) * scale)
+        self.numeric = nn.Parameter(torch.randn(members, n_numeric * (1 + bins), first) * scale)
         self.bias = nn.Parameter(torch.zeros(members, 1, first))
         self.weights = nn.ParameterList(
             nn.Parameter(torch.randn(members, a, b) * math.sqrt(2.0 / a)) for a, b in zip(sizes[:-1], sizes[1:])
@@ -72,7 +75,7 @@ class EnsembleMLP(nn.Module):
 
     def forward(self, codes: Tensor, numeric: Tensor) -> Tensor:
         """codes (n, n_cat) long, numeric (n, n_num) → (H, n, outputs)."""
-        h = torch.einsum("ni,hio->hno", numeric, self.numeric) + self.bias
+        h = torch.einsum("ni,hio->hno", self.encode(numeric), self.numeric) + self.bias
         if codes.shape[1]:
             h = h + self.categorical[:, codes + self.offsets].sum(dim=2)
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
@@ -84,6 +87,15 @@ class EnsembleMLP(nn.Module):
             if codes.shape[1]:
                 h = h + self.wide_categorical[:, codes + self.offsets].sum(dim=2)
         return h
+
+    def encode(self, numeric: Tensor) -> Tensor:
+        """(n, n_num) → (n, n_num · (1 + bins)): the numbers, then how far each has filled each quantile bin."""
+        if not self.bins:
+            return numeric
+        low, high = self.knots[:, :-1], self.knots[:, 1:]
+        x = numeric[:, :, None]
+        fill = torch.where(high > low, ((x - low) / (high - low).clamp(min=1e-12)).clamp(0, 1), (x >= high).float())
+        return torch.cat([numeric, fill.flatten(1)], dim=1)
 
     def penalty(self) -> Tensor:
         """(H,) sum of squared weights (biases excluded) of every member."""
@@ -114,7 +126,7 @@ class NeuralBandit(Agent):
         c = self.config
         return EnsembleMLP(
             c.ensemble_size, self.schema.cardinalities(), len(self.schema.numeric_columns), c.hidden_sizes,
-            c.bottleneck, self.action_space.n_joint, c.wide,
+            c.bottleneck, self.action_space.n_joint, c.wide, c.bins,
         ).to(self.device)
 
     # --- the policy -------------------------------------------------------------------------
@@ -159,6 +171,10 @@ class NeuralBandit(Agent):
         self.reward_std = float(rewards.std()) if rewards.std() > 1e-8 else 1.0
         if c.refit:
             self.network = self._network()
+        if c.bins and (c.refit or self.updates == 0):
+            quantiles = np.quantile(self.buffer["numeric"], np.linspace(0, 1, c.bins + 1), axis=0).T
+            self.network.knots.copy_(torch.as_tensor(quantiles, dtype=torch.float32))
+            self.prior.knots.copy_(self.network.knots)
         metrics = self._fit()
         self.updates += 1
         self.examples += n

@@ -6,7 +6,7 @@ The truth is a `ResponseParameters` with one draw, in the same form a fit produc
 fit's recovery of it and the true optimum of any day can be computed exactly. The world: each
 channel has its own cost per thousand impressions, spend elasticity β (diminishing returns),
 holiday lift and slow trend; all share a weekday pattern and a yearly season; the counts are
-overdispersed (negative binomial impressions, beta-binomial clicks and conversions). The
+overdispersed (negative binomial impressions, clicks and conversions). The
 marketers who "spent" the history had a favourite split that is not the best one, varied it
 from day to day, and spent more on holidays and less at weekends.
 """
@@ -70,9 +70,9 @@ def synthesize(
         season=rng.normal(0, 0.07, (1, 2 * HARMONICS)),
         dispersion=rng.uniform(15, 50, (1, channels)),
         ctr=rng.uniform(0.004, 0.03, (1, channels)),
-        ctr_concentration=rng.uniform(1000, 4000, (1, channels)),
+        click_dispersion=rng.uniform(200, 1000, (1, channels)),
         cvr=rng.uniform(0.02, 0.08, (1, channels)) if conversions else None,
-        cvr_concentration=rng.uniform(300, 1000, (1, channels)) if conversions else None,
+        conversion_dispersion=rng.uniform(20, 100, (1, channels)) if conversions else None,
     )
     counts = truth.sample(spend, holiday, dates, rng)
     history = ChannelHistory(

@@ -21,8 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-error_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # plain lines (paths, messages) never wrap; tables still fit the terminal
+error_console = Console(stderr=True, soft_wrap=True)
 
 # Shared option help texts, so every command words them the same way.
 JSON_HELP = "Also write the numbers as JSON to this path."

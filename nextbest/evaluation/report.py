@@ -104,7 +104,7 @@ def _overview(experiment: Experiment, simulation: SimulationResult | None, summa
         summary["simulation"] = {k: v for k, v in simulation.to_dict().items() if k != "batches"}
     text = ["Normalized score = (agent − random) / (oracle − random) of the greedy policy on held-out customers; "
             "1 is the best possible."] if simulation else []
-    return Section("Overview", text, (["", ""], rows))
+    return Section("Overview", text, (["", "value"], rows))
 
 
 def _learning(history: History, simulation: SimulationResult | None, figures: dict[str, Figure]) -> Section:

@@ -15,8 +15,8 @@ import numpy as np
 
 from nextbest.simulators.fit import FitConfig
 
-CHECKED = ("alpha", "beta", "holiday", "trend", "weekday", "season", "dispersion", "ctr", "ctr_concentration",
-           "cvr", "cvr_concentration")
+CHECKED = ("alpha", "beta", "holiday", "trend", "weekday", "season", "dispersion", "ctr", "click_dispersion",
+           "cvr", "conversion_dispersion")
 
 
 @dataclass

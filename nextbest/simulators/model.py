@@ -14,8 +14,8 @@ rstanarm's autoscaling):
     a_k, b_k       ~ Normal(0, 0.3)            yearly Fourier terms
     1/√φ_c         ~ HalfNormal(1)             impressions overdispersion (Stan's recommendation)
     logit CTR_c    ~ Normal(logit(Σ clicks / Σ impressions), 1)
-    log κ_c        ~ Normal(7, 2)              day-to-day CTR variation (κ → ∞ is binomial)
-    logit CVR_c, log ν_c: as for CTR, from conversions / clicks
+    1/√ψ_c         ~ HalfNormal(1)             clicks overdispersion (day-to-day CTR variation)
+    logit CVR_c, 1/√ν_c: as for clicks, from conversions / clicks
 
 Conditionally on the observed impressions the click (and conversion) parameters are independent
 of the impression parameters, so the posterior factorizes; it is still sampled as one program so
@@ -41,9 +41,9 @@ PRIORS = {
     "season": "Normal(0, 0.3)",
     "dispersion": "1/sqrt(dispersion) ~ HalfNormal(1)",
     "ctr": "logit ~ Normal(logit(pooled CTR), 1)",
-    "ctr_concentration": "log ~ Normal(7, 2)",
+    "click_dispersion": "1/sqrt(click_dispersion) ~ HalfNormal(1)",
     "cvr": "logit ~ Normal(logit(pooled CVR), 1)",
-    "cvr_concentration": "log ~ Normal(7, 2)",
+    "conversion_dispersion": "1/sqrt(conversion_dispersion) ~ HalfNormal(1)",
 }
 
 
@@ -125,44 +125,51 @@ def response_model(data: ModelData, predictive: bool = False) -> None:
         trend = numpyro.sample("trend", dist.Normal(0.0, 0.5))
         inv_sqrt_dispersion = numpyro.sample("inv_sqrt_dispersion", dist.HalfNormal(1.0))
         logit_ctr = numpyro.sample("logit_ctr", dist.Normal(jnp.asarray(data.ctr_location), 1.0))
-        log_ctr_concentration = numpyro.sample("log_ctr_concentration", dist.Normal(7.0, 2.0))
+        inv_sqrt_click_dispersion = numpyro.sample("inv_sqrt_click_dispersion", dist.HalfNormal(1.0))
         if data.conversions is not None:
             logit_cvr = numpyro.sample("logit_cvr", dist.Normal(jnp.asarray(data.cvr_location), 1.0))
-            log_cvr_concentration = numpyro.sample("log_cvr_concentration", dist.Normal(7.0, 2.0))
+            inv_sqrt_conversion_dispersion = numpyro.sample("inv_sqrt_conversion_dispersion", dist.HalfNormal(1.0))
     weekday = numpyro.sample("weekday", dist.ZeroSumNormal(0.3, event_shape=(7,)))
     season = numpyro.sample("season", dist.Normal(0.0, 0.3).expand([data.season.shape[1]]).to_event(1))
 
     dispersion = numpyro.deterministic("dispersion", inv_sqrt_dispersion**-2)
-    ctr = numpyro.deterministic("ctr", _sigmoid(logit_ctr))
-    ctr_concentration = numpyro.deterministic("ctr_concentration", jnp.exp(log_ctr_concentration))
-    if data.conversions is not None:
-        cvr = numpyro.deterministic("cvr", _sigmoid(logit_cvr))
-        cvr_concentration = numpyro.deterministic("cvr_concentration", jnp.exp(log_cvr_concentration))
+    click_dispersion = numpyro.deterministic("click_dispersion", inv_sqrt_click_dispersion**-2)
+    numpyro.deterministic("ctr", jax_sigmoid(logit_ctr))
     calendar = weekday[data.weekday] + jnp.asarray(data.season) @ season
     log_mean = (alpha + beta * data.x + holiday * data.holiday[:, None] + calendar[:, None]
                 + trend * data.trend[:, None])
 
     with numpyro.plate("day", data.x.shape[0], dim=-2), numpyro.plate("channels", n_channels, dim=-1):
-        # NegativeBinomial2(mean μ, concentration φ) written with logits log μ − log φ: stable for large counts.
-        impressions = numpyro.sample(
-            "impressions",
-            dist.NegativeBinomialLogits(dispersion, log_mean - jnp.log(dispersion)).mask(data.paid),
-            obs=None if predictive else data.impressions,
-        )
-        clicks = numpyro.sample(
-            "clicks",
-            dist.BetaBinomial(ctr * ctr_concentration, (1 - ctr) * ctr_concentration, total_count=impressions),
-            obs=None if predictive else data.clicks,
-        )
+        impressions = numpyro.sample("impressions", _negative_binomial(log_mean, dispersion, data.paid),
+                                     obs=None if predictive else data.impressions)
+        # E[clicks | impressions] = impressions · CTR; log CTR = −softplus(−logit CTR), stable for any logit.
+        log_ctr = -jnp.logaddexp(0.0, -logit_ctr)
+        clicks = numpyro.sample("clicks", _negative_binomial(_log(impressions) + log_ctr, click_dispersion, impressions > 0),
+                                obs=None if predictive else data.clicks)
         if data.conversions is not None:
-            numpyro.sample(
-                "conversions",
-                dist.BetaBinomial(cvr * cvr_concentration, (1 - cvr) * cvr_concentration, total_count=clicks),
-                obs=None if predictive else data.conversions,
-            )
+            numpyro.deterministic("cvr", jax_sigmoid(logit_cvr))
+            conversion_dispersion = numpyro.deterministic("conversion_dispersion", inv_sqrt_conversion_dispersion**-2)
+            log_cvr = -jnp.logaddexp(0.0, -logit_cvr)
+            numpyro.sample("conversions", _negative_binomial(_log(clicks) + log_cvr, conversion_dispersion, clicks > 0),
+                           obs=None if predictive else data.conversions)
 
 
-def _sigmoid(x):
+def _negative_binomial(log_mean, concentration, mask):
+    """NegativeBinomial2(mean e^log_mean, concentration) written with logits log μ − log φ (stable for large
+    counts); masked rows (no spend, or nothing to click on) contribute nothing, as their count is 0."""
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+
+    return dist.NegativeBinomialLogits(concentration, log_mean - jnp.log(concentration)).mask(mask)
+
+
+def _log(counts):
+    import jax.numpy as jnp
+
+    return jnp.log(jnp.maximum(counts, 1))
+
+
+def jax_sigmoid(x):
     import jax
 
     return jax.nn.sigmoid(x)

@@ -4,8 +4,11 @@ For channel c on day t, with x = log(spend) − m_c (the channel's centred log s
 
     log μ_tc   = α_c + β_c·x + γ_c·holiday_t + w[weekday_t] + Σ_k (a_k sin + b_k cos)(2πk·day_t/365.25) + δ_c·u_t
     impressions ~ NegativeBinomial(mean μ_tc, concentration φ_c)
-    clicks      ~ BetaBinomial(impressions, mean CTR_c, concentration κ_c)
-    conversions ~ BetaBinomial(clicks, mean CVR_c, concentration ν_c)
+    clicks      ~ NegativeBinomial(mean impressions_tc · CTR_c, concentration ψ_c)
+    conversions ~ NegativeBinomial(mean clicks_tc · CVR_c, concentration ν_c)
+
+(For rates of a few percent this is the beta-binomial's overdispersion at a third of the cost of
+its log-density; simulated clicks are capped at the impressions, which at such rates never binds.)
 
 β_c is the spend elasticity (diminishing returns when < 1), γ_c the holiday lift, w a zero-sum
 weekday effect, the Fourier terms yearly seasonality, u_t years from the middle of the history
@@ -112,8 +115,8 @@ class MeanResponse:
 class ResponseParameters:
     """Every parameter with a leading draw axis (a fit's posterior, or a known truth with one draw).
 
-    alpha, beta, holiday, trend, dispersion, ctr, ctr_concentration: (draws, channels);
-    weekday: (draws, 7), zero-sum; season: (draws, 2·harmonics); cvr, cvr_concentration:
+    alpha, beta, holiday, trend, dispersion, ctr, click_dispersion: (draws, channels);
+    weekday: (draws, 7), zero-sum; season: (draws, 2·harmonics); cvr, conversion_dispersion:
     (draws, channels) or None when the history has no conversions. spend_center: (channels,) m_c."""
 
     channels: list[str]
@@ -127,12 +130,12 @@ class ResponseParameters:
     season: np.ndarray
     dispersion: np.ndarray
     ctr: np.ndarray
-    ctr_concentration: np.ndarray
+    click_dispersion: np.ndarray
     cvr: np.ndarray | None = None
-    cvr_concentration: np.ndarray | None = None
+    conversion_dispersion: np.ndarray | None = None
 
     ARRAYS = ("alpha", "beta", "holiday", "trend", "weekday", "season", "dispersion", "ctr",
-              "ctr_concentration", "cvr", "cvr_concentration")
+              "click_dispersion", "cvr", "conversion_dispersion")
 
     @property
     def n_draws(self) -> int:
@@ -188,12 +191,11 @@ class ResponseParameters:
         conversions, each (draws, n, channels). Days without spend get no impressions."""
         paid = spend > 0
         mean = np.where(paid, np.exp(self.log_mean_impressions(np.where(paid, spend, 1.0), holiday, dates)), 0.0)
-        phi = self.dispersion[:, None]
-        impressions = rng.negative_binomial(phi, phi / (phi + mean))
+        impressions = _negative_binomial(mean, self.dispersion[:, None], rng)
         counts = {"impressions": impressions,
-                  "clicks": _beta_binomial(impressions, self.ctr[:, None], self.ctr_concentration[:, None], rng)}
+                  "clicks": _thinned(impressions, self.ctr[:, None], self.click_dispersion[:, None], rng)}
         if self.has_conversions:
-            counts["conversions"] = _beta_binomial(counts["clicks"], self.cvr[:, None], self.cvr_concentration[:, None], rng)
+            counts["conversions"] = _thinned(counts["clicks"], self.cvr[:, None], self.conversion_dispersion[:, None], rng)
         return counts
 
     def to_dict(self) -> dict:
@@ -208,6 +210,10 @@ class ResponseParameters:
                    calendar=Calendar.from_dict(data["calendar"]), **arrays)
 
 
-def _beta_binomial(n: np.ndarray, mean: np.ndarray, concentration: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    p = rng.beta(mean * concentration, (1 - mean) * concentration, size=np.shape(n))
-    return rng.binomial(n, p)
+def _negative_binomial(mean: np.ndarray, concentration: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return rng.negative_binomial(concentration, concentration / (concentration + mean))
+
+
+def _thinned(total: np.ndarray, rate: np.ndarray, concentration: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """NegativeBinomial(total · rate, concentration), never above `total` (clicks ≤ impressions)."""
+    return np.minimum(_negative_binomial(total * rate, concentration, rng), total)
