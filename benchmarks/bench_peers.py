@@ -331,7 +331,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scenarios", nargs="+", default=SCENARIOS)
     parser.add_argument("--agents", nargs="+", help="default: every registered nextbest agent and every installed peer")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--examples", type=int, default=3000)
+    parser.add_argument("--examples", type=int, default=5000)
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
     versions = peer_versions()

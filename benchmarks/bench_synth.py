@@ -158,6 +158,7 @@ def readme(result: dict) -> str:
         for model, r in table["results"].items():
             lines.append(f"| {model} | {r['fit_seconds']:.0f} | {r['quality']:.3f} | {r['column_shapes']:.3f} | "
                          f"{r['pair_trends']:.3f} | {r['detection_auc']:.3f} | {r['ml_efficacy']:.3f} | {r['privacy']:.3f} |")
+        lines += [_ratio(table["results"], ours, theirs) for ours, theirs in (("vae", "TVAE"), ("gan", "CTGAN"))]
         made = table["results"]["nextbest made"]
         if "validation_log_likelihood" in made:
             lines.append(f"\nMADE held-out log-likelihood {made['validation_log_likelihood']:.2f} nats/row "
@@ -168,6 +169,17 @@ def readme(result: dict) -> str:
     for model, r in scale["results"].items():
         lines.append(f"| {model} | {r['epochs']} | {r['fit_seconds']:.0f} | {r['quality']:.3f} |")
     return "\n".join(lines)
+
+
+def _ratio(results: dict, ours: str, theirs: str) -> str:
+    peer = next((m for m in results if m.endswith(f" {theirs}")), None)
+    if peer is None:
+        return ""
+    a, b = results[f"nextbest {ours}"], results[peer]
+    better = [k for k in SCORES if a[k] >= b[k]]
+    return (f"\nnextbest {ours} against {theirs}: fit {b['fit_seconds'] / a['fit_seconds']:.1f}× faster, "
+            f"at least as good on {len(better)} of {len(SCORES)} scores"
+            + ("" if len(better) == len(SCORES) else f" (not on {', '.join(k for k in SCORES if k not in better)})") + ".")
 
 
 if __name__ == "__main__":

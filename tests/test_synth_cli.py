@@ -147,3 +147,20 @@ def test_report_rejects_mismatched_tables(run_cli, crm_csv, tmp_path):
     assert result.exit_code == 2 and "target 'ltv' is not a column" in result.stderr
     result = run_cli("synth", "data", "iris", "--output", tmp_path / "x.csv")
     assert result.exit_code == 2 and "unknown dataset 'iris'" in result.stderr
+
+
+def test_simulate_draws_customers_from_a_fitted_generator(run_cli, fitted, tmp_path):
+    import numpy as np
+
+    from nextbest.envs import make_scenario
+    from nextbest.generative import GENERATORS
+
+    contexts = make_scenario("optimus-poc").sample_contexts(400, np.random.default_rng(0))
+    GENERATORS["made"]({"epochs": 2, "hidden": [16]}).fit(contexts).save(tmp_path / "customers")
+    result = run_cli("simulate", "--scenario", "optimus-poc", "--agent", "random", "--examples", "200",
+                     "--batch-size", "100", "--contexts-from", tmp_path / "customers", "--quiet", "--json", tmp_path / "s.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "s.json").read_text())["examples"] == 200
+    wrong = run_cli("simulate", "--scenario", "optimus-poc", "--examples", "100", "--contexts-from", fitted, "--quiet")
+    assert wrong.exit_code == 2
+    assert "the generator makes columns" in wrong.stderr and "'browser'" in wrong.stderr

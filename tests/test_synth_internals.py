@@ -31,7 +31,8 @@ def test_vae_elbo_rises_during_training(customers):
     assert elbo[-1] > elbo[0] + 3.0  # nats per row
     assert held_out[-1] > held_out[0] + 3.0
     assert np.mean(elbo[-5:]) > np.mean(elbo[5:10])  # still rising after the first epochs, not a lucky start
-    assert vae.summary["validation_elbo"] == held_out[-1]
+    assert vae.summary["validation_elbo"] == max(held_out)  # the weights kept are the best epoch's
+    assert held_out[vae.summary["best_epoch"] - 1] == max(held_out)
 
 
 def test_made_outputs_never_depend_on_their_own_or_later_columns():
@@ -62,6 +63,15 @@ def test_made_held_out_log_likelihood_beats_independent_marginals(customers):
     summary = made.summary
     assert summary["validation_rows"] == 300
     assert summary["validation_log_likelihood"] > summary["validation_marginals_log_likelihood"] + 1.0
+
+
+def test_made_stops_early_and_keeps_the_best_held_out_epoch(customers):
+    made = GENERATORS["made"]({"epochs": 300, "batch_size": 100, "hidden": [128, 128], "patience": 5})
+    made.fit(customers.iloc[:400])  # 360 rows, a big network: it overfits within a few dozen epochs
+    held_out = [h["validation_log_likelihood"] for h in made.history]
+    assert len(held_out) < 300 and len(held_out) == made.summary["best_epoch"] + 5
+    assert made.summary["validation_log_likelihood"] == pytest.approx(max(held_out), abs=1e-4)
+    assert held_out[-1] < max(held_out)
 
 
 def test_bins_keep_point_masses_and_sample_within_the_bin():

@@ -92,6 +92,9 @@ def test_contexts_sampler_draws_reproducible_customers(fitted):
     first, again = draw(100, np.random.default_rng(7)), draw(100, np.random.default_rng(7))
     assert list(first.columns) == COLUMNS and len(first) == 100
     pd.testing.assert_frame_equal(first, again)
+    assert list(contexts_sampler(directory, ["monetary", "segment"])(5, np.random.default_rng(0)).columns) == ["monetary", "segment"]
+    with pytest.raises(ConfigError, match=r"not \['browser'\]; fit it on a table with the columns"):
+        contexts_sampler(directory, ["segment", "browser"])
 
 
 def test_a_condition_the_model_never_generates_is_an_error(real):

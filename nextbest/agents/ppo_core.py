@@ -163,7 +163,8 @@ def ppo_update(
                 sums[name] = sums.get(name, 0.0) + v.detach()
         if stopped_early:
             break
-    metrics = {name: float(total) / max(steps, 1) for name, total in sums.items()}
+    names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm", "extra_loss", "loss")
+    metrics = {name: float(sums[name]) / steps if steps else float("nan") for name in names}
     if steps == 0:  # stopped before the first step: report the KL that stopped it
         metrics["approx_kl"] = approx_kl_value
     metrics["explained_variance"] = explained_variance(old_values, returns)
@@ -311,6 +312,23 @@ class PPO:
     def value(self, observations: Any) -> np.ndarray:
         """(n,) the critic's estimate of the discounted return from each observation."""
         return self._forward(self._inputs(observations))[1].cpu().numpy()
+
+    def evaluate(self, env_fn: Callable[[], gymnasium.Env], episodes: int = 10, *, seed: int = 0,
+                 deterministic: bool = True) -> list[float]:
+        """Undiscounted return of each of `episodes` episodes (seeded seed, seed + 1, …)."""
+        env, returns = env_fn(), []
+        try:
+            for episode in range(episodes):
+                observation, _ = env.reset(seed=seed + episode)
+                total, over = 0.0, False
+                while not over:
+                    action = self.predict(stack(self.observation_space, [observation]), deterministic)[0]
+                    observation, reward, terminated, truncated, _ = env.step(action)
+                    total, over = total + float(reward), terminated or truncated
+                returns.append(total)
+        finally:
+            env.close()
+        return returns
 
     # --- learning -------------------------------------------------------------------------------
     def learn(

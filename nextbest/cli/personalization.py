@@ -87,15 +87,17 @@ def train(
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Train rows that were trained before."),
     checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Continue from this checkpoint instead of the latest."),
     json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Learn from an experience table and write a new checkpoint."""
     experiment = open_experiment(directory, checkpoint)
     metrics = experiment.train(read_table(experiences), source=str(experiences), allow_duplicates=allow_duplicates)
     experiment.close()
-    console.print(
-        f"trained on {experiences}: update {experiment.progress.updates}, {experiment.progress.examples} examples in all, "
-        f"mean reward {metrics['reward/mean']:.4g}; checkpoint {experiment.checkpoint.name}"
-    )
+    if not quiet:
+        console.print(
+            f"trained on {experiences}: update {experiment.progress.updates}, {experiment.progress.examples} examples in all, "
+            f"mean reward {metrics['reward/mean']:.4g}; checkpoint {experiment.checkpoint.name}"
+        )
     save_json(json_path, {"updates": experiment.progress.updates, "examples": experiment.progress.examples, **metrics})
 
 
@@ -110,13 +112,20 @@ def simulate(
     experiment_dir: Optional[Path] = typer.Option(None, "--experiment-dir", help="Keep checkpoints, experiences, TensorBoard logs and the learning curve here."),
     json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
+    contexts_from: Optional[Path] = typer.Option(None, "--contexts-from", help="Draw the customers from the generator fitted in this directory (nextbest synth fit) instead of the scenario's."),
 ) -> None:
     """Run predict → react → train against a built-in scenario and score the agent against its oracle."""
     from nextbest.training.simulate import TARGET_SCORE, simulate as run
 
+    contexts = None
+    if contexts_from is not None:
+        from nextbest.envs import make_scenario
+        from nextbest.generative import contexts_sampler
+
+        contexts = contexts_sampler(contexts_from, columns=make_scenario(scenario).columns)
     with progress_bar(f"{scenario} · {agent}", examples, quiet=quiet) as bar:
         result = run(scenario, agent, examples=examples, batch_size=batch_size, seed=seed,
-                     hyperparameters=hyperparameters, experiment_dir=experiment_dir,
+                     hyperparameters=hyperparameters, experiment_dir=experiment_dir, contexts=contexts,
                      on_batch=lambda b: bar.update(completed=b.examples))
     if not quiet:
         table = Table(title=f"{scenario} · {agent} · seed {seed}",

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json
+from nextbest.cli.personalization import _names  # "a, b" → ["a", "b"]
 from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ExperimentError
 
@@ -19,10 +20,6 @@ app.add_typer(synth, name="synth")
 MODELS_HELP = "vae (variational autoencoder), gan (conditional GAN) or made (autoregressive, exact likelihood)."
 HYPERPARAMETERS_HELP = "Model settings as a JSON object or a path to a JSON file, e.g. '{\"batch_size\": 1000}'."
 CATEGORICAL_HELP = "Columns to treat as categories although they hold numbers, comma-separated."
-
-
-def _names(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 @synth.command()
@@ -52,6 +49,7 @@ def fit(
     table = read_table(data)
     with progress_bar(f"fitting {model}", generator.epochs_for(len(table)), quiet=quiet) as bar:
         generator.fit(table, source=str(data), on_epoch=lambda epoch, metrics: bar.advance())
+        bar.update(total=len(generator.history), completed=len(generator.history))  # early stopping ends sooner
     generator.save(experiment_dir)
     if generator.history:
         save(training_curve(generator.history), experiment_dir / "training_curve.png")

@@ -70,6 +70,9 @@ def read_logs(
         features = Features(np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32), ())
         contexts = table[[]]
     else:
+        if not schema.numeric_stats_known and set(schema.columns) <= set(table.columns):
+            numeric_matrix(table, schema.numeric_columns, source=source)  # an untrained agent standardizes by
+            schema = schema.with_numeric_stats(table)  # the first table it sees, as Experiment.features does
         features = encode(table, schema, source=source)
         contexts = table[schema.columns]
     seeds = None

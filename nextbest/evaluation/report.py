@@ -185,8 +185,9 @@ def _ope(experiment: Experiment, scenario: Any, figures: dict[str, Figure], summ
     text = [f"Value per decision of the agent's current policies, estimated from the {len(logs)} decisions it logged "
             f"(the logging policy earned {logging.estimate:.4g} per decision, interval {logging.ci_low:.4g} … "
             f"{logging.ci_high:.4g}). The reward model ({reward_model}) is cross-fitted ({FOLDS} folds); intervals are "
-            f"{logging.confidence:.0%} bootstrap intervals. The agent learned from these same logs, so the estimates "
-            "lean optimistic; fresh logs give an unbiased check."]
+            f"{logging.confidence:.0%} bootstrap intervals. The agent learned from these same decisions, so the "
+            "estimates lean optimistic (the more so the fewer the decisions per action): before a launch, log fresh "
+            "decisions and run `nextbest ope` on them."]
     if scenario is not None:
         text.append("True values from the scenario's oracle: " + ", ".join(f"{r.target} {r.true_value:.4g}" for r in results) + ".")
     return Section(title, text, (header, rows), "ope.png")

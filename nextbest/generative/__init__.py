@@ -52,12 +52,23 @@ def load_generator(directory: str | Path) -> Generator:
     return generator
 
 
-def contexts_sampler(directory: str | Path) -> Callable[[int, np.random.Generator], pd.DataFrame]:
-    """`draw(n, rng)`: n synthetic customers from the generator fitted in `directory`, seeded by `rng`."""
+def contexts_sampler(
+    directory: str | Path, columns: list[str] | None = None
+) -> Callable[[int, np.random.Generator], pd.DataFrame]:
+    """`draw(n, rng)`: n synthetic customers from the generator fitted in `directory`, seeded by `rng`.
+
+    With `columns` (e.g. a scenario's context columns) the draw holds exactly those, in that order,
+    and a generator that does not make all of them is an error now rather than deep inside a run."""
     generator = load_generator(directory)
+    if columns is not None:
+        missing = [c for c in columns if c not in generator.spec.names]
+        if missing:
+            raise ConfigError(f"{directory}: the generator makes columns {generator.spec.names}, not {missing}; "
+                              f"fit it on a table with the columns {list(columns)}")
 
     def draw(n: int, rng: np.random.Generator) -> pd.DataFrame:
-        return generator.sample(n, seed=int(rng.integers(2**63 - 1)))
+        rows = generator.sample(n, seed=int(rng.integers(2**63 - 1)))
+        return rows if columns is None else rows[list(columns)]
 
     return draw
 

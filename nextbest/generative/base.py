@@ -48,6 +48,8 @@ class GeneratorConfig(Section):
     categorical_columns: list[str] = Field(default_factory=list, description="columns to treat as categories even if numeric")
     max_categories: PositiveInt = Field(100, description="a categorical column with more distinct values is an error")
     seed: NonNegativeInt = Field(0, description="initialization, shuffling and the held-out split")
+    patience: NonNegativeInt = Field(10, description="stop after this many epochs without a better held-out score "
+                                     "and keep the best epoch's weights (0: never stop early; needs validation rows)")
     threads: PositiveInt = Field(1, description="CPU threads of torch while fitting and sampling (small networks "
                                  "run fastest on one, and a busy machine slows several threads down most)")
 
@@ -105,7 +107,7 @@ class Generator:
         self.summary = {
             "model": self.name, "rows": len(table), "training_rows": len(train), "validation_rows": len(valid),
             "columns": len(self.spec.columns), "categorical_columns": len(self.spec.categorical),
-            "epochs": self.epochs, "seconds": time.perf_counter() - started, **(held_out_scores or {}),
+            "epochs": len(self.history), "seconds": time.perf_counter() - started, **(held_out_scores or {}),
         }
         return self
 
@@ -211,6 +213,25 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class EarlyStopping:
+    """Keeps the weights of the epoch with the best held-out score; says stop after `patience` epochs without one."""
+
+    def __init__(self, module: torch.nn.Module, patience: int):
+        self.module, self.patience = module, patience
+        self.best, self.best_epoch, self.state = -np.inf, 0, None
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record `score` (higher is better); True when training should stop."""
+        if score > self.best:
+            self.best, self.best_epoch = score, epoch
+            self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        return self.patience > 0 and epoch - self.best_epoch >= self.patience
+
+    def restore(self) -> None:
+        if self.state is not None and self.patience > 0:
+            self.module.load_state_dict(self.state)
 
 
 def make_config(model: type[GeneratorConfig], overrides: Any, name: str = "generator") -> GeneratorConfig:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from pydantic import Field, PositiveInt
 from torch import nn
 
-from nextbest.generative.base import EpochCallback, Generator, GeneratorConfig
+from nextbest.errors import ConfigError
+from nextbest.generative.base import EarlyStopping, EpochCallback, Generator, GeneratorConfig
 from nextbest.generative.columns import Column, category_codes, category_values, numeric_values
 from nextbest.generative.layers import block_log_softmax
 from nextbest.generative.transform import sample_codes
@@ -132,8 +133,6 @@ class MADE(Generator):
         order = self.config.order or self.spec.names
         unknown = sorted(set(order) ^ set(self.spec.names))
         if unknown or len(order) != len(self.spec.names):
-            from nextbest.errors import ConfigError
-
             raise ConfigError(f"hyperparameter 'order' must list every column once; it differs on {unknown}")
         return [self.spec.column(name) for name in order]
 
@@ -188,6 +187,7 @@ class MADE(Generator):
             self.net.direct.bias.zero_()
         x = self.one_hot(codes)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate)
+        stopper = EarlyStopping(self.net, self.config.patience if len(valid) else 0)
         scores: dict[str, float] = {}
         for epoch in range(1, self.epochs + 1):
             self.net.train()
@@ -203,9 +203,13 @@ class MADE(Generator):
             if len(valid):
                 scores["validation_log_likelihood"] = float(self.log_likelihood(valid).mean())
             on_epoch(epoch, scores)
-        if len(valid):
-            scores["validation_marginals_log_likelihood"] = float(self.marginal_log_likelihood(valid).mean())
-        return scores
+            if len(valid) and stopper.update(epoch, scores["validation_log_likelihood"]):
+                break
+        stopper.restore()
+        if not len(valid):
+            return scores
+        return {"best_epoch": stopper.best_epoch, "validation_log_likelihood": float(self.log_likelihood(valid).mean()),
+                "validation_marginals_log_likelihood": float(self.marginal_log_likelihood(valid).mean())}
 
     def _sample(self, n: int, rng: np.random.Generator, conditions: dict[str, str]) -> pd.DataFrame:
         self.net.eval()

@@ -58,16 +58,19 @@ class FeatureTransformer(nn.Module):
 
 
 class AttentiveTransformer(nn.Module):
-    """a (n, n_a) and prior (n, n_columns) → mask (n, n_columns), each row summing to 1."""
+    """a (n, n_a) and prior (n, n_columns) → mask (n, n_columns), each row summing to 1.
+
+    No normalization before the mask: normalizing a row of column scores would impose a fixed
+    spread, hence a fixed sparsity, on every row from the start; here the masks start nearly
+    uniform and their sharpness is learned (measured: faster learning on optimus-poc)."""
 
     def __init__(self, n_a: int, n_columns: int, mask_type: str):
         super().__init__()
         self.linear = nn.Linear(n_a, n_columns, bias=False)
-        self.norm = nn.LayerNorm(n_columns)
         self.mask = MASKS[mask_type]
 
     def forward(self, a: Tensor, prior: Tensor) -> Tensor:
-        return self.mask(self.norm(self.linear(a)) * prior)
+        return self.mask(self.linear(a) * prior)
 
 
 class TabNetEncoder(nn.Module):

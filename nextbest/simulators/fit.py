@@ -80,20 +80,21 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     from numpyro.infer import MCMC, NUTS
 
     key_start, key_run = jax.random.split(jax.random.PRNGKey(config.seed))
-    starts, inverse_mass_matrix = laplace_start(data, config.chains, key_start)
+    arrays = data.arrays()
+    starts, inverse_mass_matrix = laplace_start(arrays, config.chains, key_start)
     warmup = config.warmup or config.draws
     chunk = _chunk(config.draws)
     kernel = NUTS(response_model, target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
                   dense_mass=True, inverse_mass_matrix=inverse_mass_matrix)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=chunk, num_chains=config.chains,
-                chain_method="vectorized", progress_bar=False)
+                chain_method="vectorized", progress_bar=False, jit_model_args=True)
     fields = ("diverging", "num_steps", "accept_prob", "energy")
-    mcmc.warmup(key_run, data, extra_fields=fields, init_params=starts)
+    mcmc.warmup(key_run, arrays, extra_fields=fields, init_params=starts)
     if progress:
         progress(warmup)
     samples, stats = [], []
     for _ in range(config.draws // chunk):
-        mcmc.run(mcmc.post_warmup_state.rng_key, data, extra_fields=fields)
+        mcmc.run(mcmc.post_warmup_state.rng_key, arrays, extra_fields=fields)
         mcmc.post_warmup_state = mcmc.last_state
         samples.append(jax.device_get(mcmc.get_samples(group_by_chain=True)))
         stats.append(jax.device_get(mcmc.get_extra_fields(group_by_chain=True)))
@@ -105,7 +106,7 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     return posterior, sample_stats
 
 
-def laplace_start(data: ModelData, chains: int, key) -> tuple[dict, "object"]:
+def laplace_start(data: dict, chains: int, key) -> tuple[dict, "object"]:
     """Starting points and a dense inverse mass matrix from the posterior's mode and curvature.
 
     Returns init params (unconstrained, one row per chain, drawn from the Laplace approximation
@@ -164,11 +165,11 @@ def _inference_data(posterior, sample_stats, history: ChannelHistory, data: Mode
     if history.conversions is not None:
         observed["conversions"] = history.conversions
     per_channel = ["alpha", "beta", "holiday", "trend", "dispersion", "ctr", "click_dispersion", "cvr", "conversion_dispersion"]
-    dims = {name: ["channel"] for name in per_channel} | {"weekday": ["weekday"], "season": ["season_term"]}
+    dims = {name: ["channel"] for name in per_channel} | {"weekday": ["day_of_week"], "season": ["season_term"]}
     dims |= {name: ["date", "channel"] for name in (*observed, "spend")} | {"holiday_flag": ["date"]}
     coords = {
         "channel": history.channels,
-        "weekday": WEEKDAYS,
+        "day_of_week": WEEKDAYS,
         "season_term": [f"{f}{k}" for f in ("sin", "cos") for k in range(1, HARMONICS + 1)],
         "date": np.datetime_as_string(history.dates),
     }

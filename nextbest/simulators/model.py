@@ -106,52 +106,62 @@ class ModelData:
         )
 
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What the NumPyro program reads, as a dict of arrays (a pytree, so the compiled sampler is
+        reused for any history of the same shape)."""
+        names = ["x", "paid", "holiday", "weekday", "season", "trend", "impressions", "clicks", "alpha_location", "ctr_location"]
+        if self.conversions is not None:
+            names += ["conversions", "cvr_location"]
+        return {name: getattr(self, name) for name in names}
+
+
 def _logit_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
     rate = (part + 0.5) / (whole + 1.0)  # a half count each way keeps 0 and 1 finite
     return np.log(rate) - np.log1p(-rate)
 
 
-def response_model(data: ModelData, predictive: bool = False) -> None:
-    """The NumPyro program. With `predictive`, counts are left unobserved (for posterior predictive checks)."""
+def response_model(data: dict) -> None:
+    """The NumPyro program; `data` is `ModelData.arrays()`."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
 
-    n_channels = data.x.shape[1]
+    n_channels = data["x"].shape[1]
     with numpyro.plate("channel", n_channels):
-        alpha = numpyro.sample("alpha", dist.Normal(jnp.asarray(data.alpha_location), 1.0))
+        alpha = numpyro.sample("alpha", dist.Normal(jnp.asarray(data["alpha_location"]), 1.0))
         beta = numpyro.sample("beta", dist.Normal(0.5, 0.5))
         holiday = numpyro.sample("holiday", dist.Normal(0.0, 0.5))
         trend = numpyro.sample("trend", dist.Normal(0.0, 0.5))
         inv_sqrt_dispersion = numpyro.sample("inv_sqrt_dispersion", dist.HalfNormal(1.0))
-        logit_ctr = numpyro.sample("logit_ctr", dist.Normal(jnp.asarray(data.ctr_location), 1.0))
+        logit_ctr = numpyro.sample("logit_ctr", dist.Normal(jnp.asarray(data["ctr_location"]), 1.0))
         inv_sqrt_click_dispersion = numpyro.sample("inv_sqrt_click_dispersion", dist.HalfNormal(1.0))
-        if data.conversions is not None:
-            logit_cvr = numpyro.sample("logit_cvr", dist.Normal(jnp.asarray(data.cvr_location), 1.0))
+        if "conversions" in data:
+            logit_cvr = numpyro.sample("logit_cvr", dist.Normal(jnp.asarray(data["cvr_location"]), 1.0))
             inv_sqrt_conversion_dispersion = numpyro.sample("inv_sqrt_conversion_dispersion", dist.HalfNormal(1.0))
     weekday = numpyro.sample("weekday", dist.ZeroSumNormal(0.3, event_shape=(7,)))
-    season = numpyro.sample("season", dist.Normal(0.0, 0.3).expand([data.season.shape[1]]).to_event(1))
+    season = numpyro.sample("season", dist.Normal(0.0, 0.3).expand([data["season"].shape[1]]).to_event(1))
 
     dispersion = numpyro.deterministic("dispersion", inv_sqrt_dispersion**-2)
     click_dispersion = numpyro.deterministic("click_dispersion", inv_sqrt_click_dispersion**-2)
     numpyro.deterministic("ctr", jax_sigmoid(logit_ctr))
-    calendar = weekday[data.weekday] + jnp.asarray(data.season) @ season
-    log_mean = (alpha + beta * data.x + holiday * data.holiday[:, None] + calendar[:, None]
-                + trend * data.trend[:, None])
+    if "conversions" in data:
+        numpyro.deterministic("cvr", jax_sigmoid(logit_cvr))
+        conversion_dispersion = numpyro.deterministic("conversion_dispersion", inv_sqrt_conversion_dispersion**-2)
+    calendar = weekday[data["weekday"]] + jnp.asarray(data["season"]) @ season
+    log_mean = (alpha + beta * data["x"] + holiday * data["holiday"][:, None] + calendar[:, None]
+                + trend * data["trend"][:, None])
 
-    with numpyro.plate("day", data.x.shape[0], dim=-2), numpyro.plate("channels", n_channels, dim=-1):
-        impressions = numpyro.sample("impressions", _negative_binomial(log_mean, dispersion, data.paid),
-                                     obs=None if predictive else data.impressions)
+    with numpyro.plate("day", data["x"].shape[0], dim=-2), numpyro.plate("channels", n_channels, dim=-1):
+        impressions = numpyro.sample("impressions", _negative_binomial(log_mean, dispersion, data["paid"]),
+                                     obs=data["impressions"])
         # E[clicks | impressions] = impressions · CTR; log CTR = −softplus(−logit CTR), stable for any logit.
         log_ctr = -jnp.logaddexp(0.0, -logit_ctr)
         clicks = numpyro.sample("clicks", _negative_binomial(_log(impressions) + log_ctr, click_dispersion, impressions > 0),
-                                obs=None if predictive else data.clicks)
-        if data.conversions is not None:
-            numpyro.deterministic("cvr", jax_sigmoid(logit_cvr))
-            conversion_dispersion = numpyro.deterministic("conversion_dispersion", inv_sqrt_conversion_dispersion**-2)
+                                obs=data["clicks"])
+        if "conversions" in data:
             log_cvr = -jnp.logaddexp(0.0, -logit_cvr)
             numpyro.sample("conversions", _negative_binomial(_log(clicks) + log_cvr, conversion_dispersion, clicks > 0),
-                           obs=None if predictive else data.conversions)
+                           obs=data["conversions"])
 
 
 def _negative_binomial(log_mean, concentration, mask):

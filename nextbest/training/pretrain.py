@@ -73,7 +73,7 @@ def read_history(experiment: Experiment, table: pd.DataFrame, *, source: str = "
         bad = (logging <= 0) | (logging > 1)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise SchemaError(f"{source}: column 'logging_probability' has {logging[row]!r} in row {row + 1}; "
+            raise SchemaError(f"{source}: column 'logging_probability' has {logging[row]:g} in row {row + 1}; "
                               f"expected a probability in (0, 1]")
     seeds = None
     if "prediction_seed" in table.columns:

@@ -1,0 +1,71 @@
+"""Pretraining against a perfect reward model reaches the scenario's oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nextbest.config import build_hyperparameters
+from nextbest.data.encoding import Features
+from nextbest.envs import make_scenario
+from nextbest.simulators.reward_models import RewardModel
+from nextbest.training.experiment import Experiment
+from nextbest.training.pretrain import pretrain
+
+
+class ScenarioRewardModel(RewardModel):
+    """The scenario's own expected reactions: decode the features back to a context table and ask the oracle."""
+
+    name = "scenario"
+
+    def __init__(self, scenario, schema):
+        super().__init__(scenario.actions)
+        self.scenario, self.schema = scenario, schema
+
+    def fit(self, features, actions, outcomes, weights=None):
+        self.binary = True
+        return self
+
+    def predict(self, features: Features) -> np.ndarray:
+        table = {}
+        for j, column in enumerate(self.schema.categorical_columns):
+            table[column] = np.asarray(self.schema.categorical[column], dtype=object)[features.categorical[:, j]]
+        for j, column in enumerate(self.schema.numeric_columns):
+            stats = self.schema.numeric[column]
+            table[column] = features.numeric[:, j].astype(np.float64) * stats.std + stats.mean
+        return self.scenario.expected_reactions(pd.DataFrame(table)[self.schema.columns])
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_pretraining_with_a_perfect_reward_model_reaches_the_oracle():
+    world = make_scenario("optimus-poc")
+    schema = world.schema()
+    hp = build_hyperparameters("ppo-mlp", action_space=[16], columns=world.columns,
+                               categorical_columns=list(world.categorical), seed=0)
+    experiment = Experiment.create(None, hp, schema)
+    rng = np.random.default_rng(0)
+    history = world.sample_contexts(3000, rng)
+    history["action"] = rng.integers(0, 16, 3000)  # what was done and happened does not matter to a perfect model
+    history["outcome"] = rng.integers(0, 2, 3000)
+
+    model = ScenarioRewardModel(world, schema)
+    held_out = world.sample_contexts(2000, np.random.default_rng(1))
+    np.testing.assert_allclose(model.predict(experiment.features(held_out)), world.expected_reactions(held_out), rtol=1e-5)
+    result = pretrain(experiment, history, steps=60, reward_model=model)
+
+    expected = world.expected_rewards(held_out)
+    greedy = experiment.predict(held_out, seed=0, greedy=True)["action"].to_numpy()
+    value = expected[np.arange(len(greedy)), greedy].mean()
+    oracle, random = expected.max(axis=1).mean(), expected.mean()
+    score = (value - random) / (oracle - random)
+    assert score > 0.97
+    assert result.model_reward_greedy == pytest.approx(result.model_reward_best, rel=0.03)
