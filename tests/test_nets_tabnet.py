@@ -9,6 +9,7 @@ import torch
 from nextbest.nets.mlp import MLPEncoder
 from nextbest.nets.sparse import entmax15, sparsemax
 from nextbest.nets.tabnet import TabNetEncoder
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 
 def _threshold(z: np.ndarray, mass, lo: float, hi: float) -> float:

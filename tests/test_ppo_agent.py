@@ -12,16 +12,9 @@ from nextbest.config import build_hyperparameters
 from nextbest.envs import make_scenario
 from nextbest.training.experiment import Experiment
 from nextbest.training.simulate import simulate
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 AGENTS = ["ppo-tabnet", "ppo-mlp"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def experiment_for(scenario: str, agent: str, directory=None, **overrides) -> Experiment:

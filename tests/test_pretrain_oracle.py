@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from nextbest.config import build_hyperparameters
 from nextbest.data.encoding import Features
@@ -13,6 +12,7 @@ from nextbest.envs import make_scenario
 from nextbest.simulators.reward_models import RewardModel
 from nextbest.training.experiment import Experiment
 from nextbest.training.pretrain import pretrain
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 
 class ScenarioRewardModel(RewardModel):
@@ -36,14 +36,6 @@ class ScenarioRewardModel(RewardModel):
             stats = self.schema.numeric[column]
             table[column] = features.numeric[:, j].astype(np.float64) * stats.std + stats.mean
         return self.scenario.expected_reactions(pd.DataFrame(table)[self.schema.columns])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_pretraining_with_a_perfect_reward_model_reaches_the_oracle():

@@ -1,17 +1,21 @@
-"""A neural contextual bandit: an ensemble of reward networks, each early-stopped on its own held-out rows.
+"""A neural contextual bandit: an ensemble of reward networks, each a sample from an approximate posterior.
 
-Each of H networks predicts the reward of every joint action from the context. A network is
-an MLP on the context whose last layer is a narrow linear bottleneck φ(x) shared by all actions
-(every action's reward is a linear function of the same few learned features), plus a "wide"
-linear model of the one-hot categories and the numbers. Each member holds out its own random
-share of the experiences and stops training when its loss there stops improving, so the
-members are fitted on different data and disagree where data is thin.
+Each of H networks predicts the reward of every joint action from the context: an MLP whose
+last layer is a narrow linear bottleneck φ(x) shared by all actions (every action's reward is
+a linear function of the same few learned features), plus a "wide" linear model of the
+one-hot categories and the numbers.
 
-When every reward seen is 0 or 1 (conversions), the networks output logits and are trained
-with the Bernoulli log-likelihood; otherwise rewards are standardized and the loss is squared
-error. Exploring picks a member uniformly per row and takes its best action (Thompson sampling
-over the ensemble): the probability of an action is exactly the share of members that rank it
-first. Greedy takes the best action of the ensemble's mean expected reward.
+Member h draws its initial weights θ₀ʰ from the prior N(0, s²/fan_in) and is fitted to the
+maximum of  log p(rewards | θ) − ‖θ − θ₀ʰ‖² / (2 s²/fan_in)  ("anchored ensembles", Pearce et
+al., 2020): for a linear model this is an exact posterior sample, and it keeps the members
+apart where data is thin and together where it is plentiful. Each member also holds out its
+own random share of the experiences and stops when its loss there stops improving.
+
+When every reward seen is 0 or 1 (conversions) the networks output logits and the likelihood
+is Bernoulli; otherwise rewards are standardized and the likelihood is Gaussian. Exploring
+picks a member uniformly per row and takes its best action (Thompson sampling over the
+ensemble): the probability of an action is exactly the share of members that rank it first.
+Greedy takes the best action of the ensemble's mean expected reward.
 """
 
 from __future__ import annotations
@@ -34,99 +38,95 @@ class NeuralSettings(AgentSettings):
     hidden_sizes: list[int] = Field([64], description="ReLU hidden layer widths of each member")
     bottleneck: int = Field(8, ge=0, description="width of the linear feature layer shared by all actions (0: none)")
     wide: bool = Field(True, description="add a linear model of the one-hot categories and numbers")
-    bins: int = Field(8, ge=0, description="piecewise-linear encoding of each number on this many quantile bins (0: raw only)")
-    prior_scale: float = Field(0.0, ge=0, description="weight of each member's fixed random prior network")
+    prior_scale: float = Field(1.0, gt=0, description="prior standard deviation of the weights, in units of 1/√fan_in")
     learning_rate: float = Field(1e-2, gt=0)
-    weight_decay: float = Field(1e-3, ge=0, description="L2 penalty on the weights, per example")
-    holdout: float = Field(0.2, gt=0, lt=1, description="share of experiences each member holds out for early stopping")
+    holdout: float = Field(0.2, ge=0, lt=1, description="share of experiences each member holds out for early stopping")
     patience: int = Field(50, ge=1, description="epochs without improvement on the held-out rows before stopping")
     max_epochs: int = Field(500, ge=1, description="passes over the replay buffer per update")
     batch_size: int = Field(4096, ge=1, description="rows per gradient step (the whole buffer when it is smaller)")
-    refit: bool = Field(True, description="re-initialize the networks at every update instead of continuing")
+    refit: bool = Field(True, description="draw new members at every update instead of continuing")
+    anchored: bool = Field(True)
+    optimizer: str = Field("adam")
     loss: str = Field("auto", pattern="^(auto|bernoulli|gaussian)$", description="'auto': Bernoulli when every reward is 0 or 1")
     buffer_size: int = Field(100_000, ge=1, description="most recent experiences kept for replay")
 
 
 class EnsembleMLP(nn.Module):
     """H independent networks evaluated at once. Categorical codes index a per-member first-layer
-    table (the same as a one-hot input, without building it)."""
+    table (the same as a one-hot input, without building it). Every weight has a prior standard
+    deviation `scale / √fan_in` (`prior_std`) and an anchor, its initial draw from that prior."""
 
     def __init__(self, members: int, cardinalities: list[int], n_numeric: int, hidden: list[int], bottleneck: int,
-                 outputs: int, wide: bool, bins: int):
+                 outputs: int, wide: bool, scale: float, anchored: bool = True):
         super().__init__()
         self.register_buffer("offsets", torch.tensor(np.cumsum([0, *cardinalities[:-1]]), dtype=torch.long))
         n_categories = max(sum(cardinalities), 1)
-        self.register_buffer("knots", torch.zeros(n_numeric, bins + 1))
-        self.bins = bins
-        inputs = len(cardinalities) + n_numeric * (1 + bins)
+        inputs = max(len(cardinalities) + n_numeric, 1)
         sizes = [*hidden, *([bottleneck] if bottleneck else []), outputs]
-        first = sizes[0]
-        scale = math.sqrt(2.0 / max(inputs, 1))
-        self.categorical = nn.Parameter(torch.randn(members, n_categories, first) * scale)
-        self.numeric = nn.Parameter(torch.randn(members, n_numeric * (1 + bins), first) * scale)
-        self.bias = nn.Parameter(torch.zeros(members, 1, first))
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.randn(members, a, b) * math.sqrt(2.0 / a)) for a, b in zip(sizes[:-1], sizes[1:])
-        )
+        self.relu_layers = len(hidden)  # layers followed by a ReLU; the bottleneck and the outputs are linear
+        self.prior_std: dict[str, float] = {}
+
+        def weight(name: str, shape: tuple[int, ...], fan_in: int) -> None:
+            self.prior_std[name] = scale / math.sqrt(fan_in)
+            self.register_parameter(name, nn.Parameter(torch.randn(members, *shape) * self.prior_std[name]))
+
+        weight("categorical", (n_categories, sizes[0]), inputs)
+        weight("numeric", (n_numeric, sizes[0]), inputs)
+        self.bias = nn.Parameter(torch.zeros(members, 1, sizes[0]))
+        for layer, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            weight(f"weight_{layer}", (a, b), a)
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, b)) for b in sizes[1:])
-        self.relu_layers = len(hidden)  # layers after which a ReLU follows; the bottleneck is linear
-        self.wide_categorical = nn.Parameter(torch.zeros(members, n_categories, outputs)) if wide else None
-        self.wide_numeric = nn.Parameter(torch.zeros(members, n_numeric, outputs)) if wide else None
+        self.wide = wide
+        if wide:
+            weight("wide_categorical", (n_categories, outputs), inputs)
+            weight("wide_numeric", (n_numeric, outputs), inputs)
+        for name in self.prior_std:
+            self.register_buffer(f"anchor_{name}", getattr(self, name).detach().clone() * anchored)
+        self.layers = len(sizes) - 1
 
     def forward(self, codes: Tensor, numeric: Tensor) -> Tensor:
         """codes (n, n_cat) long, numeric (n, n_num) → (H, n, outputs)."""
-        h = torch.einsum("ni,hio->hno", self.encode(numeric), self.numeric) + self.bias
+        h = torch.einsum("ni,hio->hno", numeric, self.numeric) + self.bias
         if codes.shape[1]:
             h = h + self.categorical[:, codes + self.offsets].sum(dim=2)
-        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+        for layer in range(self.layers):
             if layer < self.relu_layers:
                 h = torch.relu(h)
-            h = torch.baddbmm(bias, h, weight)
-        if self.wide_numeric is not None:
+            h = torch.baddbmm(self.biases[layer], h, getattr(self, f"weight_{layer}"))
+        if self.wide:
             h = h + torch.einsum("ni,hio->hno", numeric, self.wide_numeric)
             if codes.shape[1]:
                 h = h + self.wide_categorical[:, codes + self.offsets].sum(dim=2)
         return h
 
-    def encode(self, numeric: Tensor) -> Tensor:
-        """(n, n_num) → (n, n_num · (1 + bins)): the numbers, then how far each has filled each quantile bin."""
-        if not self.bins:
-            return numeric
-        low, high = self.knots[:, :-1], self.knots[:, 1:]
-        x = numeric[:, :, None]
-        fill = torch.where(high > low, ((x - low) / (high - low).clamp(min=1e-12)).clamp(0, 1), (x >= high).float())
-        return torch.cat([numeric, fill.flatten(1)], dim=1)
-
-    def penalty(self) -> Tensor:
-        """(H,) sum of squared weights (biases excluded) of every member."""
-        weights = [self.categorical, self.numeric, *self.weights]
-        if self.wide_numeric is not None:
-            weights += [self.wide_categorical, self.wide_numeric]
-        return sum((w**2).flatten(1).sum(1) for w in weights)
+    def prior_penalty(self) -> Tensor:
+        """(H,) Σ ‖θ − θ₀‖² / (2 σ²) over every weight: minus the log prior, up to a constant."""
+        return sum(
+            ((getattr(self, name) - getattr(self, f"anchor_{name}")) ** 2).flatten(1).sum(1) / (2 * std**2)
+            for name, std in self.prior_std.items()
+        )
 
 
 class NeuralBandit(Agent):
     name = "neural"
-    summary = "ensemble of early-stopped reward networks with a shared bottleneck (neural Thompson sampling)"
+    summary = "anchored ensemble of reward networks with a shared bottleneck (neural Thompson sampling)"
     Config = NeuralSettings
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        c = self.config
         torch.manual_seed(self.seed)
         self.device = default_device()
-        self.prior = self._network().requires_grad_(False)
         self.network = self._network()
         self.generator = np.random.default_rng(self.seed)
         self.buffer: dict[str, np.ndarray] = {}
-        self.bernoulli = c.loss == "bernoulli"
+        self.bernoulli = self.config.loss == "bernoulli"
         self.reward_mean, self.reward_std = 0.0, 1.0
 
     def _network(self) -> EnsembleMLP:
         c = self.config
         return EnsembleMLP(
             c.ensemble_size, self.schema.cardinalities(), len(self.schema.numeric_columns), c.hidden_sizes,
-            c.bottleneck, self.action_space.n_joint, c.wide, c.bins,
+            c.bottleneck, self.action_space.n_joint, c.wide, c.prior_scale, c.anchored,
         ).to(self.device)
 
     # --- the policy -------------------------------------------------------------------------
@@ -135,14 +135,8 @@ class NeuralBandit(Agent):
         """(H, n, n_joint) expected reward of every action according to every member."""
         codes = torch.as_tensor(features.categorical, device=self.device)
         numeric = torch.as_tensor(features.numeric, device=self.device)
-        out = self._forward(codes, numeric)
-        return torch.sigmoid(out) if self.bernoulli else out * self.reward_std + self.reward_mean
-
-    def _forward(self, codes: Tensor, numeric: Tensor) -> Tensor:
         out = self.network(codes, numeric)
-        if self.config.prior_scale:
-            out = out + self.config.prior_scale * self.prior(codes, numeric)
-        return out
+        return torch.sigmoid(out) if self.bernoulli else out * self.reward_std + self.reward_mean
 
     def scores(self, features: Features) -> np.ndarray:
         return self.member_scores(features).mean(dim=0).cpu().numpy().astype(np.float64)
@@ -171,17 +165,36 @@ class NeuralBandit(Agent):
         self.reward_std = float(rewards.std()) if rewards.std() > 1e-8 else 1.0
         if c.refit:
             self.network = self._network()
-        if c.bins and (c.refit or self.updates == 0):
-            quantiles = np.quantile(self.buffer["numeric"], np.linspace(0, 1, c.bins + 1), axis=0).T
-            self.network.knots.copy_(torch.as_tensor(quantiles, dtype=torch.float32))
-            self.prior.knots.copy_(self.network.knots)
         metrics = self._fit()
         self.updates += 1
         self.examples += n
         return metrics
 
+    def _fit_lbfgs(self) -> dict[str, float]:
+        c = self.config
+        data = {k: torch.as_tensor(v, device=self.device) for k, v in self.buffer.items()}
+        target = data["reward"] if self.bernoulli else (data["reward"] - self.reward_mean) / self.reward_std
+        members = c.ensemble_size
+        index = data["action"].view(1, -1, 1).expand(members, -1, 1)
+        optimizer = torch.optim.LBFGS(self.network.parameters(), lr=1, max_iter=c.max_epochs, history_size=20,
+                                      line_search_fn="strong_wolfe", tolerance_grad=1e-6, tolerance_change=1e-9)
+        evals = [0]
+        def closure():
+            optimizer.zero_grad()
+            predicted = self.network(data["codes"], data["numeric"])
+            loss = self._negative_log_likelihood(predicted.gather(2, index)[..., 0], target).mean(1)
+            objective = (loss + self.network.prior_penalty() / len(target)).sum()
+            objective.backward()
+            evals[0] += 1
+            return objective
+        optimizer.step(closure)
+        return {"epochs": float(evals[0])}
+
     def _fit(self) -> dict[str, float]:
-        """Train every member on its own rows until its held-out loss stops improving; keep its best weights."""
+        if self.config.optimizer == "lbfgs":
+            return self._fit_lbfgs()
+        """Maximize every member's log posterior on its own rows until its held-out loss stops improving;
+        keep its best weights."""
         c = self.config
         data = {k: torch.as_tensor(v, device=self.device) for k, v in self.buffer.items()}
         target = data["reward"] if self.bernoulli else (data["reward"] - self.reward_mean) / self.reward_std
@@ -198,39 +211,39 @@ class NeuralBandit(Agent):
             validation = torch.zeros(members, device=self.device)
             for start in range(0, size, c.batch_size):
                 rows = order[start : start + c.batch_size]
-                predicted = self._forward(data["codes"][rows], data["numeric"][rows])  # (H, b, K)
+                predicted = self.network(data["codes"][rows], data["numeric"][rows])  # (H, b, K)
                 index = data["action"][rows].view(1, -1, 1).expand(members, -1, 1)
-                loss = self._loss(predicted.gather(2, index)[..., 0], target[rows])  # (H, b)
+                loss = self._negative_log_likelihood(predicted.gather(2, index)[..., 0], target[rows])  # (H, b)
                 validation += (loss.detach() * held_out[:, rows]).sum(1)
-                if start + c.batch_size >= size:  # the epoch's last step: judge the weights it was computed with
+                if start + c.batch_size >= size and c.holdout:  # the epoch's last step: judge the weights it uses
                     validation /= held_out.sum(1).clamp(min=1.0)
                     improved = validation < best_loss - 1e-5
                     best_loss = torch.where(improved, validation, best_loss)
                     waited = torch.where(improved, torch.zeros_like(waited), waited + 1)
                     for parameter, kept in zip(self.network.parameters(), best):
                         kept[improved] = parameter.detach()[improved]
-                fit = (loss * trained[:, rows]).sum(1) / trained[:, rows].sum(1).clamp(min=1.0)
-                penalty = c.weight_decay * self.network.penalty() / size
+                rows_trained = trained[:, rows].sum(1)
+                objective = (loss * trained[:, rows]).sum(1) + self.network.prior_penalty() * rows_trained / trained.sum(1)
                 optimizer.zero_grad()
-                (fit + penalty).sum().backward()
+                (objective / trained.sum(1).clamp(min=1.0)).sum().backward()
                 optimizer.step()
-            if bool((waited >= c.patience).all()):
+            if c.holdout and bool((waited >= c.patience).all()):
                 break
-        with torch.no_grad():
-            for parameter, kept in zip(self.network.parameters(), best):
-                parameter.copy_(kept)
+        if c.holdout:
+            with torch.no_grad():
+                for parameter, kept in zip(self.network.parameters(), best):
+                    parameter.copy_(kept)
         return {"reward_model_loss": float(best_loss.mean()), "epochs": float(epochs)}
 
-    def _loss(self, predicted: Tensor, target: Tensor) -> Tensor:
+    def _negative_log_likelihood(self, predicted: Tensor, target: Tensor) -> Tensor:
         if self.bernoulli:
             return nn.functional.binary_cross_entropy_with_logits(predicted, target.expand_as(predicted), reduction="none")
-        return (predicted - target) ** 2
+        return 0.5 * (predicted - target) ** 2
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return super().state_dict() | {
             "network": self.network.state_dict(),
-            "prior": self.prior.state_dict(),
             "buffer": self.buffer,
             "reward_scale": (self.reward_mean, self.reward_std),
             "bernoulli": self.bernoulli,
@@ -240,7 +253,6 @@ class NeuralBandit(Agent):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.network.load_state_dict(state["network"])
-        self.prior.load_state_dict(state["prior"])
         self.buffer = state["buffer"]
         self.reward_mean, self.reward_std = state["reward_scale"]
         self.bernoulli = state["bernoulli"]

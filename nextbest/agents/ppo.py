@@ -27,7 +27,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from nextbest.agents.base import Agent, AgentSettings, Experience, Prediction
-from nextbest.agents.ppo_core import PPOLossSettings, RunningMeanStd, generalized_advantages, ppo_update
+from nextbest.agents.ppo_core import PPOLossSettings, RunningMeanStd, generalized_advantages, make_optimizer, ppo_update
 from nextbest.data.encoding import Features
 from nextbest.nets.device import default_device
 from nextbest.nets.distributions import MultiCategorical
@@ -82,7 +82,7 @@ class ContextualPPO(Agent):
                 "encoder": encoder, "policy": PolicyHead(encoder.width, self.spec), "value": ValueHead(encoder.width),
             }).to(self.device)
         c = self.config
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=c.learning_rate, eps=c.adam_eps)
+        self.optimizer = make_optimizer(list(self.network.parameters()), c.learning_rate, c.adam_eps)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.reward_stats = RunningMeanStd(1)
         self.learning_rate = c.learning_rate
@@ -190,7 +190,7 @@ class ContextualPPO(Agent):
 
         def evaluate(rows: Tensor):
             policy, value, sparsity = self._forward(codes[rows], numeric[rows])
-            return policy.log_prob(actions[rows]), policy.entropy(), value, sparsity
+            return policy.log_prob(actions[rows]), policy.entropy(), value, sparsity if self.extra_coef else None
 
         if rate > 0.0:
             metrics = ppo_update(evaluate, old_log_prob, advantages_t, returns, values, c, self.optimizer,

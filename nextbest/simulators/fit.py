@@ -76,33 +76,37 @@ def fit_response(
 
 
 def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] | None):
+    """NUTS with the chains vectorized, one compiled transition run in a Python loop (NumPyro's
+    MCMC.run compiles its whole loop on every call; one compile of one step serves warmup,
+    sampling and progress reporting)."""
     import jax
-    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer import NUTS
 
     key_start, key_run = jax.random.split(jax.random.PRNGKey(config.seed))
     arrays = data.arrays()
     starts, inverse_mass_matrix = laplace_start(arrays, config.chains, key_start)
     warmup = config.warmup or config.draws
-    chunk = _chunk(config.draws)
     kernel = NUTS(response_model, target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
                   dense_mass=True, inverse_mass_matrix=inverse_mass_matrix)
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=chunk, num_chains=config.chains,
-                chain_method="vectorized", progress_bar=False, jit_model_args=True)
-    fields = ("diverging", "num_steps", "accept_prob", "energy")
-    mcmc.warmup(key_run, arrays, extra_fields=fields, init_params=starts)
-    if progress:
-        progress(warmup)
-    samples, stats = [], []
-    for _ in range(config.draws // chunk):
-        mcmc.run(mcmc.post_warmup_state.rng_key, arrays, extra_fields=fields)
-        mcmc.post_warmup_state = mcmc.last_state
-        samples.append(jax.device_get(mcmc.get_samples(group_by_chain=True)))
-        stats.append(jax.device_get(mcmc.get_extra_fields(group_by_chain=True)))
-        if progress:
-            progress(chunk)
-    posterior = {name: np.concatenate([s[name] for s in samples], axis=1) for name in PARAMETERS if name in samples[0]}
-    renamed = {"diverging": "diverging", "num_steps": "n_steps", "accept_prob": "acceptance_rate", "energy": "energy"}
-    sample_stats = {new: np.concatenate([s[old] for s in stats], axis=1) for old, new in renamed.items()}
+    state = kernel.init(jax.random.split(key_run, config.chains), warmup, starts, model_args=(arrays,))
+    step = jax.jit(lambda state, arrays: kernel.sample(state, (arrays,), {}))
+    every = max(1, (warmup + config.draws) // 100)
+    draws, stats = [], []
+    for i in range(warmup + config.draws):
+        state = step(state, arrays)
+        if i >= warmup:
+            draws.append(state.z)
+            stats.append((state.diverging, state.num_steps, state.accept_prob, state.energy))
+        if progress and (i + 1) % every == 0:
+            progress(every)
+    if progress and (warmup + config.draws) % every:
+        progress((warmup + config.draws) % every)
+    unconstrained = jax.tree.map(lambda *z: jax.numpy.stack(z, axis=1), *draws)  # (chains, draws, ...)
+    constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn((arrays,), {}))))
+    values = jax.device_get(constrain(unconstrained))
+    posterior = {name: np.asarray(values[name]) for name in PARAMETERS if name in values}
+    names = ("diverging", "n_steps", "acceptance_rate", "energy")
+    sample_stats = {name: np.stack([np.asarray(s[k]) for s in stats], axis=1) for k, name in enumerate(names)}
     return posterior, sample_stats
 
 
@@ -111,7 +115,8 @@ def laplace_start(data: dict, chains: int, key) -> tuple[dict, "object"]:
 
     Returns init params (unconstrained, one row per chain, drawn from the Laplace approximation
     with its scale doubled so that R-hat can detect chains that do not converge) and the
-    Laplace covariance, in the order NumPyro flattens the parameters."""
+    Laplace covariance, in the order NumPyro flattens the parameters. The Hessian is a central
+    difference of the gradient, which reuses the compiled gradient instead of compiling another."""
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
@@ -121,30 +126,25 @@ def laplace_start(data: dict, chains: int, key) -> tuple[dict, "object"]:
 
     info = initialize_model(key, response_model, model_args=(data,), init_strategy=init_to_median(num_samples=15))
     start, unravel = ravel_pytree(info.param_info.z)
+    value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: info.potential_fn(unravel(z))))
 
-    def potential(z):
-        return info.potential_fn(unravel(z))
+    def objective(z):
+        value, grad = value_and_grad(z, data)
+        return float(value), np.asarray(grad, float)
 
-    value_and_grad = jax.jit(jax.value_and_grad(potential))
-    result = minimize(lambda z: tuple(np.asarray(v, float) for v in value_and_grad(z)), np.asarray(start),
-                      jac=True, method="L-BFGS-B")
-    hessian = np.asarray(jax.jit(jax.hessian(potential))(result.x))
-    covariance = np.linalg.inv(hessian + 1e-8 * np.eye(len(start)))
-    if not np.all(np.isfinite(covariance)) or np.any(np.linalg.eigvalsh((covariance + covariance.T) / 2) <= 0):
-        covariance = np.eye(len(start)) * 0.01  # a flat direction: let warmup learn the scales instead
-    covariance = (covariance + covariance.T) / 2
-    noise = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1))).multivariate_normal(
-        np.zeros(len(start)), 4 * covariance, size=chains)
-    starts = jax.vmap(unravel)(jnp.asarray(result.x + noise))
+    mode = minimize(objective, np.asarray(start), jac=True, method="L-BFGS-B").x
+    h = 1e-5
+    hessian = np.stack([(objective(mode + h * e)[1] - objective(mode - h * e)[1]) / (2 * h) for e in np.eye(len(mode))])
+    hessian = (hessian + hessian.T) / 2
+    eigenvalues, eigenvectors = np.linalg.eigh(hessian)
+    if np.all(np.isfinite(eigenvalues)) and eigenvalues.min() > 0:
+        covariance = (eigenvectors / eigenvalues) @ eigenvectors.T
+    else:  # not a proper mode (a flat or curved-away direction): let warmup learn the scales instead
+        covariance = np.eye(len(mode)) * 0.01
+    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    noise = np.random.default_rng(seed).multivariate_normal(np.zeros(len(mode)), 4 * covariance, size=chains)
+    starts = jax.vmap(unravel)(jnp.asarray(mode + noise))
     return starts, jnp.asarray(covariance)
-
-
-def _chunk(draws: int) -> int:
-    """Draws per sampling call: about a tenth, dividing `draws` exactly (the compiled program has a fixed length)."""
-    for size in range(max(1, draws // 10), draws // 2 + 1):
-        if draws % size == 0:
-            return size
-    return draws
 
 
 def parameters_from_posterior(posterior: dict[str, np.ndarray], channels: list[str], data: ModelData) -> ResponseParameters:
