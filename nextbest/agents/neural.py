@@ -37,7 +37,9 @@ class NeuralSettings(AgentSettings):
     ensemble_size: int = Field(8, ge=1, description="members of the ensemble")
     hidden_sizes: list[int] = Field([64], description="ReLU hidden layer widths of each member")
     bottleneck: int = Field(8, ge=0, description="width of the linear feature layer shared by all actions (0: none)")
-    wide: bool = Field(True, description="add a linear model of the one-hot categories and numbers")
+    linear: bool = Field(True, description="add a linear path from the inputs to the shared features")
+    bins: int = Field(8, ge=0)
+    penalty: float = Field(1.0, ge=0)
     prior_scale: float = Field(1.0, gt=0, description="prior standard deviation of the weights, in units of 1/√fan_in")
     learning_rate: float = Field(1e-2, gt=0)
     holdout: float = Field(0.2, ge=0, lt=1, description="share of experiences each member holds out for early stopping")
@@ -52,52 +54,70 @@ class NeuralSettings(AgentSettings):
 
 
 class EnsembleMLP(nn.Module):
-    """H independent networks evaluated at once. Categorical codes index a per-member first-layer
-    table (the same as a one-hot input, without building it). Every weight has a prior standard
-    deviation `scale / √fan_in` (`prior_std`) and an anchor, its initial draw from that prior."""
+    """H independent networks evaluated at once.
+
+    Inputs z: one-hot categories (a per-member table indexed by the codes, without building the
+    one-hot), the numbers, and each number's piecewise-linear encoding on quantile bins (`knots`).
+    Shared features φ = z A + MLP(z) (a linear and a non-linear path into `bottleneck` features),
+    then one linear output per action: out = φ V + c. Without a bottleneck both paths end in the outputs.
+    Every weight has a prior standard deviation `scale / √fan_in` (`prior_std`) and an anchor."""
 
     def __init__(self, members: int, cardinalities: list[int], n_numeric: int, hidden: list[int], bottleneck: int,
-                 outputs: int, wide: bool, scale: float, anchored: bool = True):
+                 outputs: int, linear: bool, scale: float, anchored: bool = True, bins: int = 0):
         super().__init__()
         self.register_buffer("offsets", torch.tensor(np.cumsum([0, *cardinalities[:-1]]), dtype=torch.long))
+        self.register_buffer("knots", torch.zeros(n_numeric, bins + 1))
+        self.bins = bins
         n_categories = max(sum(cardinalities), 1)
+        n_dense = n_numeric * (1 + bins)
         inputs = max(len(cardinalities) + n_numeric, 1)
-        sizes = [*hidden, *([bottleneck] if bottleneck else []), outputs]
-        self.relu_layers = len(hidden)  # layers followed by a ReLU; the bottleneck and the outputs are linear
+        width = bottleneck or outputs
+        self.hidden = list(hidden)
+        self.linear = linear
+        first = (hidden[0] if hidden else 0) + (width if linear else 0)
+        self.split = hidden[0] if hidden else 0
         self.prior_std: dict[str, float] = {}
 
         def weight(name: str, shape: tuple[int, ...], fan_in: int) -> None:
             self.prior_std[name] = scale / math.sqrt(fan_in)
             self.register_parameter(name, nn.Parameter(torch.randn(members, *shape) * self.prior_std[name]))
 
-        weight("categorical", (n_categories, sizes[0]), inputs)
-        weight("numeric", (n_numeric, sizes[0]), inputs)
-        self.bias = nn.Parameter(torch.zeros(members, 1, sizes[0]))
+        weight("categorical", (n_categories, first), inputs)
+        weight("numeric", (n_dense, first), inputs)
+        self.bias = nn.Parameter(torch.zeros(members, 1, first))
+        sizes = [*hidden, width]
         for layer, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             weight(f"weight_{layer}", (a, b), a)
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, b)) for b in sizes[1:])
-        self.wide = wide
-        if wide:
-            weight("wide_categorical", (n_categories, outputs), inputs)
-            weight("wide_numeric", (n_numeric, outputs), inputs)
+        self.bottleneck = bottleneck
+        if bottleneck:
+            weight("head", (bottleneck, outputs), bottleneck)
+            self.head_bias = nn.Parameter(torch.zeros(members, 1, outputs))
         for name in self.prior_std:
             self.register_buffer(f"anchor_{name}", getattr(self, name).detach().clone() * anchored)
-        self.layers = len(sizes) - 1
+
+    def encode(self, numeric: Tensor) -> Tensor:
+        """(n, n_num) → (n, n_num · (1 + bins)): the numbers, then how far each has filled each quantile bin."""
+        if not self.bins:
+            return numeric
+        low, high = self.knots[:, :-1], self.knots[:, 1:]
+        x = numeric[:, :, None]
+        fill = torch.where(high > low, ((x - low) / (high - low).clamp(min=1e-12)).clamp(0, 1), (x >= high).float())
+        return torch.cat([numeric, fill.flatten(1)], dim=1)
 
     def forward(self, codes: Tensor, numeric: Tensor) -> Tensor:
         """codes (n, n_cat) long, numeric (n, n_num) → (H, n, outputs)."""
-        h = torch.einsum("ni,hio->hno", numeric, self.numeric) + self.bias
+        z = torch.einsum("ni,hio->hno", self.encode(numeric), self.numeric) + self.bias
         if codes.shape[1]:
-            h = h + self.categorical[:, codes + self.offsets].sum(dim=2)
-        for layer in range(self.layers):
-            if layer < self.relu_layers:
-                h = torch.relu(h)
-            h = torch.baddbmm(self.biases[layer], h, getattr(self, f"weight_{layer}"))
-        if self.wide:
-            h = h + torch.einsum("ni,hio->hno", numeric, self.wide_numeric)
-            if codes.shape[1]:
-                h = h + self.wide_categorical[:, codes + self.offsets].sum(dim=2)
-        return h
+            z = z + self.categorical[:, codes + self.offsets].sum(dim=2)
+        h, phi = z[..., : self.split], z[..., self.split :]
+        if self.hidden:
+            for layer in range(len(self.hidden)):
+                h = torch.baddbmm(self.biases[layer], torch.relu(h), getattr(self, f"weight_{layer}"))
+            phi = h + phi if self.linear else h
+        if self.bottleneck:
+            return torch.baddbmm(self.head_bias, phi, self.head)
+        return phi
 
     def prior_penalty(self) -> Tensor:
         """(H,) Σ ‖θ − θ₀‖² / (2 σ²) over every weight: minus the log prior, up to a constant."""
@@ -126,7 +146,7 @@ class NeuralBandit(Agent):
         c = self.config
         return EnsembleMLP(
             c.ensemble_size, self.schema.cardinalities(), len(self.schema.numeric_columns), c.hidden_sizes,
-            c.bottleneck, self.action_space.n_joint, c.wide, c.prior_scale, c.anchored,
+            c.bottleneck, self.action_space.n_joint, c.linear, c.prior_scale, c.anchored, c.bins,
         ).to(self.device)
 
     # --- the policy -------------------------------------------------------------------------
@@ -165,6 +185,9 @@ class NeuralBandit(Agent):
         self.reward_std = float(rewards.std()) if rewards.std() > 1e-8 else 1.0
         if c.refit:
             self.network = self._network()
+        if c.bins and (c.refit or self.updates == 0):
+            quantiles = np.quantile(self.buffer["numeric"], np.linspace(0, 1, c.bins + 1), axis=0).T
+            self.network.knots.copy_(torch.as_tensor(quantiles, dtype=torch.float32))
         metrics = self._fit()
         self.updates += 1
         self.examples += n
@@ -183,7 +206,7 @@ class NeuralBandit(Agent):
             optimizer.zero_grad()
             predicted = self.network(data["codes"], data["numeric"])
             loss = self._negative_log_likelihood(predicted.gather(2, index)[..., 0], target).mean(1)
-            objective = (loss + self.network.prior_penalty() / len(target)).sum()
+            objective = (loss + c.penalty * self.network.prior_penalty() / len(target)).sum()
             objective.backward()
             evals[0] += 1
             return objective
@@ -223,7 +246,7 @@ class NeuralBandit(Agent):
                     for parameter, kept in zip(self.network.parameters(), best):
                         kept[improved] = parameter.detach()[improved]
                 rows_trained = trained[:, rows].sum(1)
-                objective = (loss * trained[:, rows]).sum(1) + self.network.prior_penalty() * rows_trained / trained.sum(1)
+                objective = (loss * trained[:, rows]).sum(1) + c.penalty * self.network.prior_penalty() * rows_trained / trained.sum(1)
                 optimizer.zero_grad()
                 (objective / trained.sum(1).clamp(min=1.0)).sum().backward()
                 optimizer.step()

@@ -53,9 +53,11 @@ class PPOAgentSettings(AgentSettings, PPOLossSettings):
 
 
 class TabNetSettings(PPOAgentSettings):
+    learning_rate: float = Field(5e-3, gt=0, description="Adam step size (the start of the schedule)")
+    batch_size: int = Field(256, ge=1, description="rows per minibatch")
     n_d: int = Field(16, ge=1, description="width of each decision step's output")
     n_a: int = Field(16, ge=1, description="width of the attention input")
-    n_steps: int = Field(3, ge=1, description="decision steps")
+    n_steps: int = Field(2, ge=1, description="decision steps")
     relaxation: float = Field(1.3, ge=1, description="TabNet's γ: how freely a column can be reused across steps")
     n_shared: int = Field(2, ge=0, description="GLU blocks shared by all steps")
     n_independent: int = Field(2, ge=0, description="GLU blocks of each step")

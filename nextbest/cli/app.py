@@ -56,6 +56,11 @@ def progress_bar(description: str, total: float | None, *, quiet: bool = False) 
         yield Handle()
 
 
+def split_names(text: str | None) -> list[str] | None:
+    """A comma-separated option ('a, b,c') as a list; None when not given."""
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
 def open_experiment(directory: Path, checkpoint: str | None = None):
     """Experiment.open, warning when a damaged checkpoint was passed over (the run resumes from the one before)."""
     from nextbest.training.experiment import Experiment

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json
-from nextbest.cli.personalization import _names  # comma-separated option → list, as every command parses it
+from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json, split_names
 from nextbest.data.tables import read_table, write_table
 from nextbest.envs import SCENARIOS
 from nextbest.errors import ConfigError
@@ -55,14 +54,14 @@ def ope(
         raise ConfigError("--greedy applies to --target-experiment only; a --target table gives the probabilities itself")
     if target_experiment is not None and (columns or categorical_columns):
         raise ConfigError("--columns and --categorical-columns apply to --target only; the experiment's schema names the context columns")
-    names = _names(estimators)
+    names = split_names(estimators)
     chosen = make_estimators(names, clip=clip, threshold=threshold, shrinkage=shrinkage)  # unknown names fail early
     table = read_table(logs)
     if target is not None:
         target_table = read_table(target)
         space, probabilities = read_target(target_table, table, source=str(target))
-        data = read_logs(table, space, source=str(logs), columns=_names(columns),
-                         categorical_columns=_names(categorical_columns) or [])
+        data = read_logs(table, space, source=str(logs), columns=split_names(columns),
+                         categorical_columns=split_names(categorical_columns) or [])
         description = str(target)
     else:
         experiment = Experiment.open(target_experiment, checkpoint)
@@ -137,7 +136,7 @@ def report(
     from nextbest.evaluation.report import write_report
 
     with progress_bar("report", 3 if ope else 1, quiet=quiet) as bar:
-        result = write_report(directory, format=format, ope=ope, estimators=_names(estimators),  # type: ignore[arg-type]
+        result = write_report(directory, format=format, ope=ope, estimators=split_names(estimators),  # type: ignore[arg-type]
                               reward_model=reward_model, bootstrap_samples=bootstrap, seed=seed,
                               on_step=lambda _: bar.advance())
     console.print(f"wrote {result.path} with {len(result.figures)} figures")

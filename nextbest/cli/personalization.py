@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from nextbest.agents import AGENTS, DEFAULT_AGENT
-from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, open_experiment, progress_bar, save_json
+from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, open_experiment, progress_bar, save_json, split_names
 from nextbest.config import build_hyperparameters, default_hyperparameters
 from nextbest.data.schema import Schema
 from nextbest.data.tables import read_table, write_table
@@ -19,10 +19,6 @@ from nextbest.errors import ConfigError
 from nextbest.training.experiment import Experiment, describe
 
 HYPERPARAMETERS_HELP = "Overrides as a JSON object or a path to a JSON file, e.g. '{\"epsilon\": 0.05}'."
-
-
-def _names(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 @app.command()
@@ -44,8 +40,8 @@ def init(
 
     space = ActionSpace.parse(action_space)
     hp = build_hyperparameters(
-        agent, hyperparameters, action_space=list(space.sizes), columns=_names(columns),
-        categorical_columns=_names(categorical_columns) or [], seed=seed,
+        agent, hyperparameters, action_space=list(space.sizes), columns=split_names(columns),
+        categorical_columns=split_names(categorical_columns) or [], seed=seed,
     )
     hp.require_use_case()
     data = hp.data
@@ -55,7 +51,7 @@ def init(
         schema = Schema.infer(read_table(schema_from), data.columns, data.categorical_columns,
                               source=str(schema_from), unknown_category=data.unknown_category)
     elif categorical_dimensions or data.categorical_dimensions or not data.categorical_columns:
-        dims = [int(d) for d in _names(categorical_dimensions)] if categorical_dimensions else (data.categorical_dimensions or [])
+        dims = [int(d) for d in split_names(categorical_dimensions)] if categorical_dimensions else (data.categorical_dimensions or [])
         schema = Schema.from_dimensions(data.columns, data.categorical_columns, dims, data.unknown_category)
     else:
         raise ConfigError("categorical columns need their categories: pass --categorical-dimensions 3,4 or --schema-from contexts.csv")
@@ -143,6 +139,9 @@ def simulate(
     if experiment_dir is not None:
         from nextbest import plots
 
+        from nextbest.evaluation.simulation import save_simulation
+
+        save_simulation(result, experiment_dir)  # what `nextbest report` draws the oracle and regret from
         path = plots.save(plots.learning_curve(result), experiment_dir / "learning_curve.png")
         console.print(f"learning curve: {path}")
     save_json(json_path, result.to_dict())

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json
-from nextbest.cli.personalization import _names  # "a, b" → ["a", "b"]
+from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json, split_names
 from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ExperimentError
 
@@ -44,7 +43,7 @@ def fit(
     cls = generator_class(model)
     if (experiment_dir / "checkpoints" / "latest").is_file() and not overwrite:
         raise ExperimentError(f"{experiment_dir}: already holds a fitted generator; pass --overwrite to replace it")
-    flags = {"epochs": epochs, "seed": seed, "categorical_columns": _names(categorical_columns)}
+    flags = {"epochs": epochs, "seed": seed, "categorical_columns": split_names(categorical_columns)}
     generator = cls(parse_overrides(hyperparameters) | {k: v for k, v in flags.items() if v is not None})
     table = read_table(data)
     with progress_bar(f"fitting {model}", generator.epochs_for(len(table)), quiet=quiet) as bar:
@@ -106,7 +105,7 @@ def report(
     tables = [read_table(real), read_table(synthetic), read_table(holdout) if holdout else None]
     with progress_bar("scoring", len(STEPS), quiet=quiet) as bar:
         result = quality_report(
-            tables[0], tables[1], holdout=tables[2], target=target, categorical_columns=_names(categorical_columns),
+            tables[0], tables[1], holdout=tables[2], target=target, categorical_columns=split_names(categorical_columns),
             seed=seed, sources=(str(real), str(synthetic), str(holdout)), on_step=lambda step: bar.advance(),
         )
     if not quiet:

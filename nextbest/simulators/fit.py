@@ -76,20 +76,31 @@ def fit_response(
 
 
 def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] | None):
-    """NUTS with the chains vectorized, one compiled transition run in a Python loop (NumPyro's
-    MCMC.run compiles its whole loop on every call; one compile of one step serves warmup,
-    sampling and progress reporting)."""
-    import jax
-    from numpyro.infer import NUTS
+    """NUTS (NumPyro's functional kernel) with the chains vectorized.
 
-    key_start, key_run = jax.random.split(jax.random.PRNGKey(config.seed))
+    Every JAX computation here is compiled once: the start, the potential's gradient, the
+    kernel's init, one transition and the map back to constrained values. (NumPyro's `MCMC`
+    evaluates the model op by op to initialize, which costs hundreds of small compilations, and
+    compiles its sampling loop anew on every `run`.) One compiled transition in a Python loop
+    also lets warmup, sampling and the progress bar share it."""
+    import jax
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import constrain_fn
+
     arrays = data.arrays()
-    starts, inverse_mass_matrix = laplace_start(arrays, config.chains, key_start)
     warmup = config.warmup or config.draws
-    kernel = NUTS(response_model, target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
-                  dense_mass=True, inverse_mass_matrix=inverse_mass_matrix)
-    state = kernel.init(jax.random.split(key_run, config.chains), warmup, starts, model_args=(arrays,))
-    step = jax.jit(lambda state, arrays: kernel.sample(state, (arrays,), {}))
+    rng = np.random.default_rng(config.seed)
+    starts, inverse_mass_matrix = laplace_start(arrays, config.chains, rng)
+    init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn, algo="NUTS")
+
+    def init(z, key, arrays):
+        return init_kernel(z, warmup, inverse_mass_matrix=inverse_mass_matrix, dense_mass=True,
+                           target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
+                           model_args=(arrays,), rng_key=key)
+
+    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.chains)
+    state = jax.jit(jax.vmap(init, in_axes=(0, 0, None)))(starts, keys, arrays)
+    step = jax.jit(jax.vmap(lambda state, arrays: sample_kernel(state, model_args=(arrays,)), in_axes=(0, None)))
     every = max(1, (warmup + config.draws) // 100)
     draws, stats = [], []
     for i in range(warmup + config.draws):
@@ -102,15 +113,34 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     if progress and (warmup + config.draws) % every:
         progress((warmup + config.draws) % every)
     unconstrained = jax.tree.map(lambda *z: jax.numpy.stack(z, axis=1), *draws)  # (chains, draws, ...)
-    constrain = jax.jit(jax.vmap(jax.vmap(kernel.postprocess_fn((arrays,), {}))))
-    values = jax.device_get(constrain(unconstrained))
+    constrain = jax.jit(lambda z, arrays: constrain_fn(response_model, (arrays,), {}, z, return_deterministic=True))
+    values = jax.device_get(jax.jit(jax.vmap(jax.vmap(constrain, in_axes=(0, None)), in_axes=(0, None)))(unconstrained, arrays))
     posterior = {name: np.asarray(values[name]) for name in PARAMETERS if name in values}
     names = ("diverging", "n_steps", "acceptance_rate", "energy")
     sample_stats = {name: np.stack([np.asarray(s[k]) for s in stats], axis=1) for k, name in enumerate(names)}
     return posterior, sample_stats
 
 
-def laplace_start(data: dict, chains: int, key) -> tuple[dict, "object"]:
+def _potential_fn(arrays):
+    """z (unconstrained parameters) → potential energy (−log posterior density), for the given data."""
+    from numpyro.infer.util import potential_energy
+
+    return lambda z: potential_energy(response_model, (arrays,), {}, z)
+
+
+def _initial_point(key, arrays):
+    """The prior median of every parameter, in the sampler's unconstrained space."""
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.handlers import seed, substitute, trace
+    from numpyro.infer import init_to_median
+
+    model = substitute(seed(response_model, key), substitute_fn=init_to_median(num_samples=15))
+    sites = trace(model).get_trace(arrays)
+    return {name: biject_to(site["fn"].support).inv(site["value"]) for name, site in sites.items()
+            if site["type"] == "sample" and not site["is_observed"]}
+
+
+def laplace_start(data: dict, chains: int, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
     """Starting points and a dense inverse mass matrix from the posterior's mode and curvature.
 
     Returns init params (unconstrained, one row per chain, drawn from the Laplace approximation
@@ -118,15 +148,11 @@ def laplace_start(data: dict, chains: int, key) -> tuple[dict, "object"]:
     Laplace covariance, in the order NumPyro flattens the parameters. The Hessian is a central
     difference of the gradient, which reuses the compiled gradient instead of compiling another."""
     import jax
-    import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
-    from numpyro.infer import init_to_median
-    from numpyro.infer.util import initialize_model
     from scipy.optimize import minimize
 
-    info = initialize_model(key, response_model, model_args=(data,), init_strategy=init_to_median(num_samples=15))
-    start, unravel = ravel_pytree(info.param_info.z)
-    value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: info.potential_fn(unravel(z))))
+    start, unravel = ravel_pytree(jax.jit(_initial_point)(jax.random.PRNGKey(int(rng.integers(2**31))), data))
+    value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: _potential_fn(data)(unravel(z))))
 
     def objective(z):
         value, grad = value_and_grad(z, data)
@@ -135,16 +161,14 @@ def laplace_start(data: dict, chains: int, key) -> tuple[dict, "object"]:
     mode = minimize(objective, np.asarray(start), jac=True, method="L-BFGS-B").x
     h = 1e-5
     hessian = np.stack([(objective(mode + h * e)[1] - objective(mode - h * e)[1]) / (2 * h) for e in np.eye(len(mode))])
-    hessian = (hessian + hessian.T) / 2
-    eigenvalues, eigenvectors = np.linalg.eigh(hessian)
+    eigenvalues, eigenvectors = np.linalg.eigh((hessian + hessian.T) / 2)
     if np.all(np.isfinite(eigenvalues)) and eigenvalues.min() > 0:
         covariance = (eigenvectors / eigenvalues) @ eigenvectors.T
     else:  # not a proper mode (a flat or curved-away direction): let warmup learn the scales instead
         covariance = np.eye(len(mode)) * 0.01
-    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-    noise = np.random.default_rng(seed).multivariate_normal(np.zeros(len(mode)), 4 * covariance, size=chains)
-    starts = jax.vmap(unravel)(jnp.asarray(mode + noise))
-    return starts, jnp.asarray(covariance)
+    noise = rng.multivariate_normal(np.zeros(len(mode)), 4 * covariance, size=chains)
+    starts = jax.vmap(unravel)(mode + noise)
+    return starts, covariance
 
 
 def parameters_from_posterior(posterior: dict[str, np.ndarray], channels: list[str], data: ModelData) -> ResponseParameters:
