@@ -6,10 +6,17 @@ import os
 import sys
 from dataclasses import dataclass
 
-import pytest
-
+# Set before numpy, torch or Rich load. Two pytest workers share two cores: one thread each,
+# or BLAS and torch threads fight over the cores.
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 os.environ.setdefault("NEXTBEST_DEVICE", "cpu")
-os.environ["COLUMNS"] = "200"  # before Rich consoles are created: wide tables, no wrapped messages
+os.environ["COLUMNS"] = "200"  # wide Rich tables, no wrapped messages
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @dataclass
