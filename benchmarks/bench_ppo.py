@@ -10,6 +10,8 @@ Sections:
               return (mean of the last 100) versus environment steps and wall time.
   cartpole-tuned  CartPole-v1 with rl-zoo's tuned PPO settings for both: steps until the training
               return reaches 475 (Gymnasium's threshold) and the deterministic policy's return (max 500).
+  cartpole-cleanrl  nextbest with CleanRL ppo.py's published CartPole hyperparameters (CleanRL is a script,
+              not a library: compared by design and settings), 200k steps.
   optimus     Examples until the normalized score reaches 0.95 on optimus-poc: ppo-tabnet, ppo-mlp and
               two bandit agents, 3 seeds, batches of 500.
   pretrain    5,000 rows of uniform-logger history on optimus-poc → reward model → pretrained agent:
@@ -43,6 +45,10 @@ SEEDS = [0, 1, 2]
 # rl-baselines3-zoo's hyperparameters for CartPole-v1 (clip range schedule left constant at 0.2).
 ZOO_CARTPOLE = dict(n_envs=8, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
                     learning_rate=1e-3, lr_schedule="linear")
+# CleanRL ppo.py's published defaults (4 envs × 128 steps, 4 minibatches, 4 epochs, annealed 2.5e-4, clipped value
+# loss); CleanRL's value loss is ½·MSE with weight 0.5, which is SB3's MSE with weight 0.25.
+CLEANRL_CARTPOLE = dict(n_envs=4, n_steps=128, batch_size=128, n_epochs=4, learning_rate=2.5e-4, lr_schedule="linear",
+                        ent_coef=0.01, vf_coef=0.25, clip_range_vf=0.2)
 
 
 def sb3():
@@ -137,14 +143,14 @@ def first_at(curve: list, threshold: float) -> int | None:
     return next((steps for steps, value, _ in curve if value >= threshold), None)
 
 
-def cartpole(steps: int = 100_000, tuned: bool = False) -> dict[str, Any]:
-    settings = ZOO_CARTPOLE if tuned else {}
+def cartpole(steps: int = 100_000, settings: dict[str, Any] | None = None, with_sb3: bool = True) -> dict[str, Any]:
+    settings = settings or {}
     runs = []
     for seed in SEEDS:
         ours = cartpole_ours(seed, steps, PPOConfig(**settings))
-        peer = cartpole_sb3(seed, steps, settings)
+        peer = cartpole_sb3(seed, steps, settings) if with_sb3 else None
         runs.append({"seed": seed, "nextbest": ours, "sb3": peer})
-        print(f"  cartpole{' tuned' if tuned else ''} seed {seed}: nextbest eval {ours['evaluation']:.0f} in "
+        print(f"  cartpole seed {seed}: nextbest eval {ours['evaluation']:.0f} in "
               f"{ours['curve'][-1][2]:.0f} s" + (f", sb3 eval {peer['evaluation']:.0f} in {peer['curve'][-1][2]:.0f} s" if peer else ""),
               flush=True)
     return {"steps": steps, "hyperparameters": settings or "SB3 defaults", "runs": runs}
@@ -153,9 +159,11 @@ def cartpole(steps: int = 100_000, tuned: bool = False) -> dict[str, Any]:
 # --- optimus-poc ----------------------------------------------------------------------------------
 
 
-def optimus(examples: int = 15_000, agents: tuple[str, ...] = ("ppo-tabnet", "ppo-mlp", "neural", "linucb")) -> dict[str, Any]:
+def optimus(budgets: dict[str, int] | None = None) -> dict[str, Any]:
+    """Examples to the target per agent; each agent gets a budget of examples it needs with room to spare."""
+    budgets = budgets or {"ppo-tabnet": 15_000, "ppo-mlp": 10_000, "neural": 6_000, "linucb": 6_000}
     out = {}
-    for agent in agents:
+    for agent, examples in budgets.items():
         runs = []
         for seed in SEEDS:
             result = simulate("optimus-poc", agent, examples=examples, batch_size=500, seed=seed)
@@ -163,8 +171,8 @@ def optimus(examples: int = 15_000, agents: tuple[str, ...] = ("ppo-tabnet", "pp
                          "seconds": result.batches[-1].seconds,
                          "curve": [(b.examples, b.normalized_score) for b in result.batches]})
             print(f"  optimus {agent} seed {seed}: {result.examples_to()} examples to {TARGET_SCORE}", flush=True)
-        out[agent] = {"runs": runs}
-    return {"examples": examples, "batch_size": 500, "agents": out}
+        out[agent] = {"examples": examples, "runs": runs}
+    return {"batch_size": 500, "agents": out}
 
 
 # --- pretraining ----------------------------------------------------------------------------------
@@ -246,7 +254,8 @@ def readme(results: dict[str, Any]) -> str:
         lines += [f"**PPO update throughput** (MLP 64×64, rollout 2048, minibatch 64, 10 epochs, 1 CPU thread): "
                   f"nextbest {t['nextbest_samples_per_second']:,.0f} samples/s, Stable-Baselines3 "
                   f"{t['sb3_samples_per_second']:,.0f} samples/s — **{t['ratio']:.2f}×**.", ""]
-    for key, title in (("cartpole", "SB3 default hyperparameters"), ("cartpole-tuned", "rl-zoo's tuned hyperparameters")):
+    for key, title in (("cartpole", "SB3 default hyperparameters"), ("cartpole-tuned", "rl-zoo's tuned hyperparameters"),
+                       ("cartpole-cleanrl", "CleanRL ppo.py's hyperparameters")):
         if key in results:
             c = results[key]
             rows = []
@@ -264,10 +273,11 @@ def readme(results: dict[str, Any]) -> str:
     if "optimus" in results:
         o = results["optimus"]
         rows = [[agent, median_or_none([r["examples_to_target"] for r in data["runs"]]),
-                 f"{np.mean([r['final'] for r in data['runs']]):.3f}"] for agent, data in o["agents"].items()]
+                 f"{np.mean([r['final'] for r in data['runs']]):.3f} after {data.get('examples', o.get('examples')):,}",
+                 f"{np.mean([r['seconds'] for r in data['runs']]):.0f}"] for agent, data in o["agents"].items()]
         lines += table(f"**optimus-poc** (16 actions, batches of 500, seeds {SEEDS}): examples until the greedy "
                        f"policy's normalized score reaches {TARGET_SCORE} (Optimus needed 8,000–12,000 on a "
-                       f"comparable task):", ["agent", "examples to 0.95 (median)", f"score after {o['examples']:,}"], rows)
+                       f"comparable task):", ["agent", "examples to 0.95 (median)", "final score", "seconds"], rows)
     if "pretrain" in results:
         p = results["pretrain"]
         rows = [[agent,
@@ -285,8 +295,9 @@ def readme(results: dict[str, Any]) -> str:
 
 SECTIONS = {
     "throughput": throughput,
-    "cartpole": lambda: cartpole(tuned=False),
-    "cartpole-tuned": lambda: cartpole(tuned=True),
+    "cartpole": lambda: cartpole(),
+    "cartpole-tuned": lambda: cartpole(settings=ZOO_CARTPOLE),
+    "cartpole-cleanrl": lambda: cartpole(200_000, CLEANRL_CARTPOLE, with_sb3=False),
     "optimus": optimus,
     "pretrain": pretraining,
 }

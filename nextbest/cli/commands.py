@@ -6,3 +6,4 @@ from nextbest.cli import planning  # noqa: F401
 from nextbest.cli import synth  # noqa: F401
 from nextbest.cli import rl  # noqa: F401
 from nextbest.cli import pretrain  # noqa: F401
+from nextbest.cli import budget  # noqa: F401

@@ -27,5 +27,7 @@ for _name, _scenario in SCENARIOS.items():
         gym.register(id=_gym_id(_name), entry_point=_scenario)
 if "nextbest/GridMap-v0" not in gym.registry:  # the planning grid (nextbest.envs.grid_map)
     gym.register(id="nextbest/GridMap-v0", entry_point="nextbest.envs.grid_map:GridMapEnv", max_episode_steps=200)
+if "nextbest/BudgetAllocation-v0" not in gym.registry:  # budget allocation (nextbest.envs.budget)
+    gym.register(id="nextbest/BudgetAllocation-v0", entry_point="nextbest.envs.budget:BudgetAllocationEnv")
 
 __all__ = ["SCENARIOS", "ContextualScenario", "make_scenario"]

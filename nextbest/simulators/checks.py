@@ -83,13 +83,13 @@ def diagnose(idata, config: FitConfig) -> Diagnostics:
 
 
 def _flatten(dataset) -> dict[str, float]:
-    """{'beta[search]': value, …} from an ArviZ dataset of per-parameter statistics."""
+    """{'beta (search)': value, …} from an ArviZ dataset of per-parameter statistics."""
     out = {}
     for name, array in dataset.data_vars.items():
         values = np.atleast_1d(array.values)
         if array.dims:
             labels = array.coords[array.dims[0]].values
-            out.update({f"{name}[{label}]": float(v) for label, v in zip(labels, values.ravel())})
+            out.update({f"{name} ({label})": float(v) for label, v in zip(labels, values.ravel())})
         else:
             out[name] = float(values[0])
     return out

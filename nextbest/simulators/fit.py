@@ -25,7 +25,7 @@ from pydantic import Field
 
 from nextbest.budget.history import ChannelHistory
 from nextbest.config import Section
-from nextbest.simulators.model import ModelData, response_model
+from nextbest.simulators.model import ModelData, initial_point, response_model
 from nextbest.simulators.response import HARMONICS, ResponseParameters
 
 # Natural-scale parameters kept in the posterior group (the sampler's unconstrained helpers are dropped).
@@ -37,7 +37,7 @@ WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 class FitConfig(Section):
     draws: int = Field(1000, ge=10, description="posterior draws per chain, after warmup")
     chains: int = Field(2, ge=1, le=16, description="independent chains (R-hat needs at least 2 to compare)")
-    warmup: int | None = Field(None, ge=10, description="warmup (adaptation) iterations per chain; default: draws")
+    warmup: int = Field(300, ge=10, description="warmup iterations per chain (the step size adapts; the mass matrix is the Laplace one)")
     target_accept: float = Field(0.85, gt=0.5, lt=1.0, description="NUTS target acceptance; raise it if there are divergences")
     max_tree_depth: int = Field(10, ge=3, le=15)
     seed: int = 0
@@ -76,48 +76,51 @@ def fit_response(
 
 
 def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] | None):
-    """NUTS (NumPyro's functional kernel) with the chains vectorized.
+    """NUTS (NumPyro's functional kernel), one chain after another with one compiled transition.
 
-    Every JAX computation here is compiled once: the start, the potential's gradient, the
-    kernel's init, one transition and the map back to constrained values. (NumPyro's `MCMC`
-    evaluates the model op by op to initialize, which costs hundreds of small compilations, and
-    compiles its sampling loop anew on every `run`.) One compiled transition in a Python loop
-    also lets warmup, sampling and the progress bar share it."""
+    Every JAX computation here is compiled once: the potential's gradient (for the Laplace
+    start), the kernel's init, one transition, and the map back to constrained values. (NumPyro's
+    `MCMC` evaluates the model op by op to initialize, which costs hundreds of small compilations,
+    and compiles its sampling loop anew on every `run`; vectorizing chains doubles the compile
+    and makes every chain wait for the longest trajectory.) The Laplace covariance is kept as the
+    mass matrix, exact for a Gaussian posterior and better than a dense estimate from a short
+    warmup window, so warmup only adapts the step size."""
     import jax
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import constrain_fn
 
     arrays = data.arrays()
-    warmup = config.warmup or config.draws
+    warmup = config.warmup
     rng = np.random.default_rng(config.seed)
     starts, inverse_mass_matrix = laplace_start(arrays, config.chains, rng)
     init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn, algo="NUTS")
-
-    def init(z, key, arrays):
-        return init_kernel(z, warmup, inverse_mass_matrix=inverse_mass_matrix, dense_mass=True,
-                           target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth,
-                           model_args=(arrays,), rng_key=key)
-
-    keys = jax.random.split(jax.random.PRNGKey(config.seed), config.chains)
-    state = jax.jit(jax.vmap(init, in_axes=(0, 0, None)))(starts, keys, arrays)
-    step = jax.jit(jax.vmap(lambda state, arrays: sample_kernel(state, model_args=(arrays,)), in_axes=(0, None)))
-    every = max(1, (warmup + config.draws) // 100)
+    init = jax.jit(lambda z, key, arrays: init_kernel(
+        z, warmup, inverse_mass_matrix=inverse_mass_matrix, dense_mass=True, adapt_mass_matrix=False,
+        target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth, model_args=(arrays,),
+        rng_key=key))
+    step = jax.jit(lambda state, arrays: sample_kernel(state, model_args=(arrays,)))
+    every = max(1, (warmup + config.draws) // 50)
     draws, stats = [], []
-    for i in range(warmup + config.draws):
-        state = step(state, arrays)
-        if i >= warmup:
-            draws.append(state.z)
-            stats.append((state.diverging, state.num_steps, state.accept_prob, state.energy))
-        if progress and (i + 1) % every == 0:
-            progress(every)
-    if progress and (warmup + config.draws) % every:
-        progress((warmup + config.draws) % every)
-    unconstrained = jax.tree.map(lambda *z: jax.numpy.stack(z, axis=1), *draws)  # (chains, draws, ...)
-    constrain = jax.jit(lambda z, arrays: constrain_fn(response_model, (arrays,), {}, z, return_deterministic=True))
-    values = jax.device_get(jax.jit(jax.vmap(jax.vmap(constrain, in_axes=(0, None)), in_axes=(0, None)))(unconstrained, arrays))
+    for chain in range(config.chains):
+        state = init(jax.tree.map(lambda z: z[chain], starts), jax.random.PRNGKey(config.seed * 1000 + chain), arrays)
+        for i in range(warmup + config.draws):
+            state = step(state, arrays)
+            if i >= warmup:
+                draws.append(jax.device_get(state.z))
+                stats.append(jax.device_get((state.diverging, state.num_steps, state.accept_prob, state.energy)))
+            if progress and (i + 1) % every == 0:
+                progress(every)
+        if progress and (warmup + config.draws) % every:
+            progress((warmup + config.draws) % every)
+    shape = (config.chains, config.draws)
+    unconstrained = {name: np.stack([d[name] for d in draws]).reshape(shape + np.shape(draws[0][name])) for name in draws[0]}
+    constrain = jax.jit(jax.vmap(jax.vmap(
+        lambda z, arrays: constrain_fn(response_model, (arrays,), {}, z, return_deterministic=True), in_axes=(0, None)),
+        in_axes=(0, None)))
+    values = jax.device_get(constrain(unconstrained, arrays))
     posterior = {name: np.asarray(values[name]) for name in PARAMETERS if name in values}
     names = ("diverging", "n_steps", "acceptance_rate", "energy")
-    sample_stats = {name: np.stack([np.asarray(s[k]) for s in stats], axis=1) for k, name in enumerate(names)}
+    sample_stats = {name: np.array([s[k] for s in stats]).reshape(shape) for k, name in enumerate(names)}
     return posterior, sample_stats
 
 
@@ -126,18 +129,6 @@ def _potential_fn(arrays):
     from numpyro.infer.util import potential_energy
 
     return lambda z: potential_energy(response_model, (arrays,), {}, z)
-
-
-def _initial_point(key, arrays):
-    """The prior median of every parameter, in the sampler's unconstrained space."""
-    from numpyro.distributions.transforms import biject_to
-    from numpyro.handlers import seed, substitute, trace
-    from numpyro.infer import init_to_median
-
-    model = substitute(seed(response_model, key), substitute_fn=init_to_median(num_samples=15))
-    sites = trace(model).get_trace(arrays)
-    return {name: biject_to(site["fn"].support).inv(site["value"]) for name, site in sites.items()
-            if site["type"] == "sample" and not site["is_observed"]}
 
 
 def laplace_start(data: dict, chains: int, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
@@ -151,7 +142,7 @@ def laplace_start(data: dict, chains: int, rng: np.random.Generator) -> tuple[di
     from jax.flatten_util import ravel_pytree
     from scipy.optimize import minimize
 
-    start, unravel = ravel_pytree(jax.jit(_initial_point)(jax.random.PRNGKey(int(rng.integers(2**31))), data))
+    start, unravel = ravel_pytree(initial_point(data))
     value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: _potential_fn(data)(unravel(z))))
 
     def objective(z):
@@ -168,7 +159,7 @@ def laplace_start(data: dict, chains: int, rng: np.random.Generator) -> tuple[di
         covariance = np.eye(len(mode)) * 0.01
     noise = rng.multivariate_normal(np.zeros(len(mode)), 4 * covariance, size=chains)
     starts = jax.vmap(unravel)(mode + noise)
-    return starts, covariance
+    return jax.device_get(starts), covariance
 
 
 def parameters_from_posterior(posterior: dict[str, np.ndarray], channels: list[str], data: ModelData) -> ResponseParameters:
