@@ -125,7 +125,7 @@ def same_posterior(a: dict, b: dict) -> dict:
     for name in COMPARED:
         xa, xb = (x[name].reshape(x[name].shape[0], x[name].shape[1], -1) for x in (a, b))  # (chain, draw, k)
         for k in range(xa.shape[2]):
-            error = np.hypot(float(az.mcse(xa[:, :, k])), float(az.mcse(xb[:, :, k])))
+            error = np.hypot(*(float(np.ravel(az.mcse(x[:, :, k]))[0]) for x in (xa, xb)))
             z[f"{name}[{k}]"] = float(abs(xa[:, :, k].mean() - xb[:, :, k].mean()) / error)
     values = np.array(list(z.values()))
     return {"parameters": len(values), "within_2_mcse": int((values <= 2).sum()), "max_z": float(values.max()),

@@ -4,7 +4,8 @@
     python benchmarks/bench_personalization.py --seeds 2 --scenarios optimus-poc   # a quick look
 
 1. Learning: every scenario × every bandit agent × seeds, the predict → react → train loop of
-   `nextbest simulate` (3,000 examples in batches of 500). After each batch the greedy policy
+   `nextbest simulate` (3,000 examples in batches of 500). `optimus-poc@w` is another world of the
+   same shape (`make_scenario("optimus-poc", world_seed=w)`): a check that nothing is tuned to one world. After each batch the greedy policy
    is scored on 2,000 held-out customers: (agent − random) / (oracle − random). Reported per
    agent: the median over seeds of the examples needed to reach 0.95 (a seed that never gets
    there counts as never), the median final score, and the seconds a run takes.
@@ -37,14 +38,16 @@ from nextbest.training.simulate import TARGET_SCORE, simulate
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "personalization.json"
 AGENTS = ["neural", "linucb", "thompson", "epsilon-greedy", "random"]  # the bandits; PPO has its own benchmark
-SCENARIOS = ["optimus-poc", "discount", "multi-offer"]
+SCENARIOS = ["optimus-poc", "discount", "multi-offer", "optimus-poc@1", "optimus-poc@2", "optimus-poc@3"]  # name@world_seed
 EXAMPLES, BATCH_SIZE = 3000, 500
 PREDICT_ROWS = 100_000
 
 
 def run(scenario: str, agent: str, seed: int) -> dict:
     torch.set_num_threads(1)
-    result = simulate(scenario, agent, examples=EXAMPLES, batch_size=BATCH_SIZE, seed=seed)
+    name, _, world = scenario.partition("@")
+    result = simulate(make_scenario(name, world_seed=int(world or 0)), agent, examples=EXAMPLES, batch_size=BATCH_SIZE,
+                      seed=seed)
     return {"seed": seed, "scores": [b.normalized_score for b in result.batches],
             "examples_to_target": result.examples_to(), "seconds": result.batches[-1].seconds}
 
@@ -97,9 +100,11 @@ def predict_throughput(agent: str = "neural", rows: int = PREDICT_ROWS, repeats:
 
 def readme(results: dict, speed: dict, seeds: int) -> str:
     parts = [
+        "### Personalization: how fast the bandits learn",
         f"Examples to a normalized score of {TARGET_SCORE} (median of {seeds} seeds; '—' when the median run does not "
         f"get there within {EXAMPLES:,}), median final score after {EXAMPLES:,} examples in batches of {BATCH_SIZE}, "
-        f"and seconds per run (one CPU thread). Default agent: `{DEFAULT_AGENT}`."
+        f"and seconds per run (one torch thread, two runs side by side on a shared 2-core machine). `optimus-poc@w`: "
+        f"another world of the same shape (world seed w). Default agent: `{DEFAULT_AGENT}`."
     ]
     for scenario, agents in results.items():
         rows = [[f"`{name}`", "—" if r["examples_to_target"] is None else f"{r['examples_to_target']:,.0f}",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from nextbest.agents import AGENTS, Experience
 from nextbest.agents.linucb import LinUCB
-from nextbest.agents.neural import NeuralBandit
+from nextbest.agents.neural import NeuralBandit, _smallest_within_one_standard_error
 from nextbest.agents.thompson import LinearThompson
 from nextbest.config import build_hyperparameters
 from nextbest.data.actions import ActionSpace
@@ -27,8 +28,8 @@ def world():
     return scenario, schema, encode(contexts, schema), actions, rewards
 
 
-# Small networks and few epochs: these tests check mechanics, not learning speed.
-FAST = {"neural": {"ensemble_size": 4, "epochs": 3}, "neural-linear": {"epochs": 3}}
+# Small ensembles and few epochs: these tests check mechanics, not learning speed.
+FAST = {"neural": {"members": 3, "max_epochs": 20}}
 
 
 def _agent(cls, world, **settings):
@@ -108,16 +109,74 @@ def test_logged_probabilities_are_never_zero_and_match_the_policy(world, name):
 
 def test_neural_probabilities_are_the_share_of_members_voting(world):
     _, _, features, actions, rewards = world
-    agent = _agent(NeuralBandit, world, ensemble_size=5, exploration_floor=0.0, epochs=1)
+    agent = _agent(NeuralBandit, world, members=5, exploration_floor=0.0, max_epochs=10)
     agent.update(_experience(features, actions, rewards))
-    members = agent.member_scores(features.take(slice(0, 50))).numpy()
-    votes = np.stack([(members.argmax(axis=2) == a).mean(axis=0) for a in range(16)], axis=1)
-    np.testing.assert_allclose(agent.policy(features.take(slice(0, 50)), np.arange(50)), votes)
+    rows = features.take(slice(0, 50))
+    ensemble = agent.ensembles[agent.chosen]
+    with torch.no_grad():
+        logits = ensemble(ensemble.inputs(torch.as_tensor(rows.categorical), torch.as_tensor(rows.numeric))).numpy()
+    votes = np.stack([(logits.argmax(axis=2) == a).mean(axis=0) for a in range(16)], axis=1)
+    np.testing.assert_allclose(agent.policy(rows, np.arange(50)), votes)
+    np.testing.assert_allclose(agent.scores(rows), (1 / (1 + np.exp(-logits))).mean(axis=0), rtol=1e-5)
+
+
+def test_neural_linear_member_objective_is_the_anchored_ridge_posterior(world):
+    """A linear member with a Gaussian likelihood maximizes log p(r | θ) − ‖θ − θ₀‖² / 2σ²: its optimum solves
+    (XᵀX + Λ) θ = Xᵀr + Λ θ₀ per action (Λ = 1/σ² on the weights, 0 on the bias), where the gradient vanishes."""
+    _, _, features, actions, rewards = world
+    agent = _agent(NeuralBandit, world, structures=["linear"], members=2, loss="gaussian")
+    ensemble = agent.ensembles[0]
+    codes, numeric = torch.as_tensor(features.categorical), torch.as_tensor(features.numeric)
+    X = np.c_[ensemble.inputs(codes, numeric).double().numpy(), np.ones(len(rewards))]
+    precision = np.r_[np.full(X.shape[1] - 1, 1 / ensemble.prior_std["first"] ** 2), 0.0]
+    anchor = ensemble.anchor_first.double().numpy()
+    with torch.no_grad():
+        for member in range(2):
+            for arm in range(16):
+                rows = actions[:, 0] == arm
+                prior_mean = np.r_[anchor[member, :, arm], 0.0]
+                theta = np.linalg.solve(X[rows].T @ X[rows] + np.diag(precision),
+                                        X[rows].T @ rewards[rows] + precision * prior_mean)
+                ensemble.first[member, :, arm] = torch.as_tensor(theta[:-1])
+                ensemble.bias[member, 0, arm] = float(theta[-1])
+    loss = agent._losses(ensemble, ensemble.inputs(codes, numeric), torch.as_tensor(actions[:, 0]),
+                         torch.as_tensor(rewards, dtype=torch.float32))
+    (loss.sum() + ensemble.prior_penalty().sum()).backward()
+    assert ensemble.first.grad.abs().max() < 1e-3 and ensemble.bias.grad.abs().max() < 1e-3
+
+
+def test_neural_prefers_the_smallest_structure_within_one_standard_error():
+    rng = np.random.default_rng(0)
+    base = rng.exponential(size=2000)
+    close = base + rng.normal(0.0, 0.5, 2000) * 0.01  # no better than the big model, within noise
+    assert _smallest_within_one_standard_error([base + 0.001, close, base], sizes=[10, 5, 100]) == 1
+    assert _smallest_within_one_standard_error([base + 0.05, base + 0.05, base], sizes=[10, 5, 100]) == 2
+
+
+def test_neural_uses_a_gaussian_likelihood_for_revenue(world):
+    _, _, features, actions, rewards = world
+    agent = _agent(NeuralBandit, world, members=2, max_epochs=5)
+    agent.update(_experience(features, actions, rewards))
+    assert agent.bernoulli
+    agent.update(_experience(features, actions, rewards * 37.5))
+    assert not agent.bernoulli and agent.scores(features).max() > 2.0  # on the reward's own scale
+
+
+def test_neural_checkpoint_round_trip_repeats_every_decision(world, tmp_path):
+    _, schema, features, actions, rewards = world
+    agent = _agent(NeuralBandit, world, members=3, max_epochs=10)
+    agent.update(_experience(features, actions, rewards))
+    agent.save(tmp_path / "agent.pt")
+    restored = NeuralBandit(schema, ActionSpace((16,)), agent.config, seed=99)
+    restored.load(tmp_path / "agent.pt")
+    seeds = np.arange(len(rewards))
+    np.testing.assert_array_equal(restored.act(features, seeds).action, agent.act(features, seeds).action)
+    np.testing.assert_allclose(restored.scores(features), agent.scores(features))
 
 
 def test_exploration_depends_on_the_context(world):
     _, _, features, actions, rewards = world
-    agent = _agent(NeuralBandit, world, ensemble_size=4, epochs=5)
+    agent = _agent(NeuralBandit, world, members=4, max_epochs=20)
     agent.update(_experience(features, actions, rewards))
     probabilities = agent.probabilities(features.take(slice(0, 50)), np.arange(50))
     assert np.abs(probabilities - probabilities.mean(axis=0)).max() > 0.2
@@ -125,9 +184,13 @@ def test_exploration_depends_on_the_context(world):
 
 @pytest.mark.parametrize(("name", "margin"), [("linucb", 0.5), ("thompson", 0.5), ("epsilon-greedy", 0.4), ("neural", 0.5)])
 def test_agent_beats_random_on_the_discount_scenario(name, margin):
-    result = simulate("discount", name, examples=1500, batch_size=500, seed=3,
-                      hyperparameters={"ensemble_size": 4, "epochs": 10} if name == "neural" else None)
+    result = simulate("discount", name, examples=1500, batch_size=500, seed=3)
     assert result.final_score > margin, [b.normalized_score for b in result.batches]
+
+
+def test_neural_agent_nears_the_oracle_on_optimus_poc():
+    result = simulate("optimus-poc", "neural", examples=2000, batch_size=500, seed=1)
+    assert result.final_score > 0.9, [b.normalized_score for b in result.batches]
 
 
 def test_random_agent_stays_near_zero():

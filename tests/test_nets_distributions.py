@@ -127,6 +127,8 @@ def test_action_spec_from_gymnasium_spaces():
         ActionSpec.from_space(spaces.Discrete(3), simplex=True)
     with pytest.raises(ConfigError, match="one-dimensional"):
         ActionSpec.from_space(spaces.Box(0.0, 1.0, (2, 2)))
+    with pytest.raises(ConfigError, match=r"simplex shares lie in \[0, 1\]"):
+        ActionSpec.from_space(spaces.Box(0.2, 1.0, (3,)), simplex=True)
 
 
 def test_policy_head_squashes_box_actions_into_bounds():

@@ -9,14 +9,13 @@ from nextbest.agents.base import Agent, AgentSettings, Experience, Prediction
 from nextbest.agents.epsilon_greedy import EpsilonGreedy
 from nextbest.agents.linucb import LinUCB
 from nextbest.agents.neural import NeuralBandit
-from nextbest.agents.neural_linear import NeuralLinear
 from nextbest.agents.ppo import MlpPPO, TabNetPPO
 from nextbest.agents.thompson import LinearThompson
 from nextbest.agents.uniform import UniformRandom
 from nextbest.errors import ConfigError
 
 AGENTS: dict[str, type[Agent]] = {
-    agent.name: agent for agent in (NeuralBandit, NeuralLinear, LinUCB, LinearThompson, EpsilonGreedy, UniformRandom,
+    agent.name: agent for agent in (NeuralBandit, LinUCB, LinearThompson, EpsilonGreedy, UniformRandom,
                    TabNetPPO, MlpPPO)
 }
 

@@ -105,22 +105,30 @@ class Agent(ABC):
         """(n, n_joint) exploring policy before the floor; the default is greedy on `scores`."""
         return _one_hot_argmax(self.scores(features))
 
+    def scores_and_policy(self, features: Features, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`scores` and `policy` at once; agents that get both from one pass over the model override it."""
+        return self.scores(features), self.policy(features, seeds)
+
     def probabilities(self, features: Features, seeds: np.ndarray, *, greedy: bool = False) -> np.ndarray:
         """(n, n_joint) probabilities of the policy `act` samples from (floor included unless greedy)."""
         if greedy:
             return _one_hot_argmax(self.scores(features))
+        return self._with_floor(self.policy(features, seeds))
+
+    def _with_floor(self, policy: np.ndarray) -> np.ndarray:
         floor = self.config.exploration_floor
-        return (1.0 - floor) * self.policy(features, seeds) + floor / self.action_space.n_joint
+        return (1.0 - floor) * policy + floor / self.action_space.n_joint
 
     def act(self, features: Features, seeds: np.ndarray, *, greedy: bool = False) -> Prediction:
         """Choose an action for every row. `seeds`: (n,) int, one per row (the `prediction_seed`)."""
         seeds = np.asarray(seeds, dtype=np.int64)
-        scores = self.scores(features)
         if greedy:
+            scores = self.scores(features)
             joint = scores.argmax(axis=1)
             log_probability = np.zeros(len(joint))
         else:
-            probabilities = self.probabilities(features, seeds)
+            scores, policy = self.scores_and_policy(features, seeds)
+            probabilities = self._with_floor(policy)
             joint = sample_categorical(probabilities, row_uniforms(seeds, 1, stream=0)[:, 0])
             log_probability = np.log(probabilities[np.arange(len(joint)), joint])
         return Prediction(

@@ -1,28 +1,29 @@
-"""A neural contextual bandit: ensembles of reward models of several structures, weighted by how well
-each predicts rewards it was not trained on.
+"""A neural contextual bandit: ensembles of reward models of three structures; the data pick the structure.
 
-Three structures, from rigid to flexible, each predicting the reward of every joint action:
+Each structure predicts the reward of every joint action from the context:
 
 - `linear`:   one logit (or reward) per action, linear in the one-hot categories and the numbers;
-- `additive`: every action's logit is a linear function of the same few learned features φ(x),
-              each a sum of one shape per column (one-hot categories, the numbers, and each number's
-              piecewise-linear encoding on quantile bins): a reduced-rank generalized additive model;
+- `additive`: every action's logit is linear in the same few learned features φ(x), each a sum of
+              one shape per column (one-hot categories, the numbers, and each number's piecewise-linear
+              encoding on quantile bins): a reduced-rank generalized additive model;
 - `deep`:     `additive` plus an MLP path into φ(x), for interactions between columns.
 
-Which fits best depends on the data: a rigid model learns faster when it is right, a flexible
-one is needed when it is not. Every structure is an ensemble of members; member h draws its
-weights θ₀ʰ from the prior N(0, s²/fan_in) and is fitted to the maximum of
-log p(rewards | θ) − ‖θ − θ₀ʰ‖² / (2 s²/fan_in) ("anchored ensembles", Pearce et al., 2020: for a
-linear model, an exact posterior sample) on its own random share of the experiences; it stops
-when its loss on the rows it held out stops improving. A structure's weight is
-w ∝ exp(−N · held-out loss), N the number of experiences (pseudo-Bayesian model averaging,
-Yao et al., 2018); weights under 0.001 are dropped.
+A rigid model learns faster when it is right, a flexible one is needed when it is not. Every
+structure is an ensemble of members, and the members of every structure hold out the same random
+share of the experiences. After each update the agent acts with the structure that has the fewest
+weights among those whose held-out loss is within one standard error (of the paired per-row
+differences) of the best one's.
 
-When every reward seen is 0 or 1 (conversions) the models output logits and the likelihood is
-Bernoulli; otherwise rewards are standardized and the likelihood is Gaussian. Exploring picks a
-structure by its weight and a member uniformly, and takes that member's best action (Thompson
-sampling over the ensembles): the probability of an action is exactly the weighted share of
-members that rank it first. Greedy takes the best action of the weighted mean expected reward.
+Member h draws its weights θ₀ʰ from the prior N(0, s²/fan_in) and is fitted to the maximum of
+log p(rewards | θ) − ‖θ − θ₀ʰ‖² / (2 s²/fan_in) ("anchored ensembles", Pearce et al., 2020: for a
+linear-Gaussian model, an exact posterior sample) on the rows it does not hold out, continuing from
+its weights of the previous update; it stops when its loss on the held-out rows stops improving and
+keeps its best weights. When every reward seen is 0 or 1 (conversions) the models output logits and
+the likelihood is Bernoulli; otherwise rewards are standardized and the likelihood is Gaussian.
+
+Exploring picks a member of the chosen structure uniformly per row and takes its best action
+(Thompson sampling over the ensemble): the probability of an action is exactly the share of members
+that rank it first. Greedy takes the best action of the members' mean expected reward.
 """
 
 from __future__ import annotations
@@ -46,15 +47,15 @@ _CHUNK = 16_384  # rows per forward pass when predicting
 class NeuralSettings(AgentSettings):
     structures: list[Structure] = Field(["linear", "additive", "deep"], min_length=1,
                                         description="model structures averaged by their held-out fit")
-    members: int = Field(4, ge=1, description="ensemble members per structure")
+    members: int = Field(8, ge=1, description="ensemble members per structure")
     features: int = Field(3, ge=1, description="shared features φ(x) of the additive and deep structures")
     bins: int = Field(8, ge=1, description="quantile bins of each number's piecewise-linear encoding")
     hidden_sizes: list[int] = Field([32], min_length=1, description="ReLU hidden layers of the deep structure's MLP path")
     prior_scale: float = Field(1.0, gt=0, description="prior standard deviation of the weights, in units of 1/√fan_in")
-    learning_rate: float = Field(1e-2, gt=0)
+    learning_rate: float = Field(0.02, gt=0)
     holdout: float = Field(0.2, gt=0, lt=1, description="share of experiences each member holds out")
-    patience: int = Field(50, ge=1, description="epochs without improvement on the held-out rows before stopping")
-    max_epochs: int = Field(500, ge=1, description="passes over the replay buffer per update")
+    patience: int = Field(20, ge=1, description="epochs without improvement on the held-out rows before stopping")
+    max_epochs: int = Field(200, ge=1, description="passes over the replay buffer per update")
     batch_size: int = Field(4096, ge=1, description="rows per gradient step (the whole buffer when it is smaller)")
     loss: Literal["auto", "bernoulli", "gaussian"] = Field("auto", description="'auto': Bernoulli when every reward is 0 or 1")
     buffer_size: int = Field(100_000, ge=1, description="most recent experiences kept for replay")
@@ -83,8 +84,8 @@ class EnsembleNet(nn.Module):
             self.prior_std[name] = scale / math.sqrt(fan_in)
             self.register_parameter(name, nn.Parameter(torch.randn(members, *shape) * self.prior_std[name]))
 
-        weight("categorical", (max(sum(cardinalities), 1), self.split + width), inputs)
-        weight("numeric", (n_numeric * (1 + bins), self.split + width), inputs)
+        self.n_categories = sum(cardinalities)
+        weight("first", (self.n_categories + n_numeric * (1 + bins), self.split + width), inputs)
         self.bias = nn.Parameter(torch.zeros(members, 1, self.split + width))
         sizes = [*hidden, width]
         for layer, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -96,20 +97,24 @@ class EnsembleNet(nn.Module):
         for name in self.prior_std:
             self.register_buffer(f"anchor_{name}", getattr(self, name).detach().clone())
 
-    def encode(self, numeric: Tensor) -> Tensor:
-        """(n, n_num) → (n, n_num · (1 + bins)): the numbers, then how far each fills each quantile bin."""
-        if not self.bins:
-            return numeric
-        low, high = self.knots[:, :-1], self.knots[:, 1:]
-        x = numeric[:, :, None]
-        fill = torch.where(high > low, ((x - low) / (high - low).clamp(min=1e-12)).clamp(0, 1), (x >= high).float())
-        return torch.cat([numeric, fill.flatten(1)], dim=1)
+    def inputs(self, codes: Tensor, numeric: Tensor) -> Tensor:
+        """codes (n, n_cat) long, numeric (n, n_num) → z (n, Σ cardinalities + n_num · (1 + bins)): the one-hot
+        categories, the numbers, then how far each number fills each of its quantile bins."""
+        one_hot = torch.zeros(len(numeric), self.n_categories, device=numeric.device)
+        one_hot.scatter_(1, codes + self.offsets, 1.0)
+        parts = [one_hot, numeric]
+        if self.bins:
+            low, high = self.knots[:, :-1], self.knots[:, 1:]
+            x = numeric[:, :, None]
+            fill = torch.where(high > low, ((x - low) / (high - low).clamp(min=1e-12)).clamp(0, 1), (x >= high).float())
+            parts.append(fill.flatten(1))
+        return torch.cat(parts, dim=1)
 
-    def forward(self, codes: Tensor, numeric: Tensor) -> Tensor:
-        """codes (n, n_cat) long, numeric (n, n_num) → (H, n, outputs)."""
-        z = torch.einsum("ni,hio->hno", self.encode(numeric), self.numeric) + self.bias
-        if codes.shape[1]:
-            z = z + self.categorical[:, codes + self.offsets].sum(dim=2)
+    def forward(self, z: Tensor) -> Tensor:
+        """z (n, inputs) from `inputs` → (H, n, outputs)."""
+        members, width = self.first.shape[0], self.first.shape[2]
+        first = self.first.permute(1, 0, 2).reshape(len(self.first[0]), members * width)
+        z = (z @ first).view(len(z), members, width).transpose(0, 1) + self.bias  # one GEMM for all members
         h, out = z[..., : self.split], z[..., self.split :]
         if self.hidden:
             for layer in range(len(self.hidden)):
@@ -118,6 +123,10 @@ class EnsembleNet(nn.Module):
         if self.features:
             out = torch.baddbmm(self.head_bias, out, self.head)
         return out
+
+    def size(self) -> int:
+        """Weights of one member."""
+        return sum(p[0].numel() for p in self.parameters())
 
     def prior_penalty(self) -> Tensor:
         """(H,) Σ ‖θ − θ₀‖² / (2 σ²) over every weight: minus the log prior, up to a constant."""
@@ -153,28 +162,30 @@ class NeuralBandit(Agent):
 
     # --- the policy -------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
+    def scores_and_policy(self, features: Features, seeds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n, n_joint) mean expected reward over the chosen structure's members and (n, n_joint) share of
         those members that rank each action first."""
         n, k = len(features), self.action_space.n_joint
         mean, votes = np.empty((n, k)), np.empty((n, k))
         for start in range(0, n, _CHUNK):
             rows = slice(start, start + _CHUNK)
-            expected = self._expected(self.ensembles[self.chosen], torch.as_tensor(features.categorical[rows], device=self.device),
-                                      torch.as_tensor(features.numeric[rows], device=self.device))
+            ensemble = self.ensembles[self.chosen]
+            z = ensemble.inputs(torch.as_tensor(features.categorical[rows], device=self.device),
+                                torch.as_tensor(features.numeric[rows], device=self.device))
+            expected = self._expected(ensemble(z))
             mean[rows] = expected.mean(dim=0).cpu().numpy()
             votes[rows] = nn.functional.one_hot(expected.argmax(dim=2), k).float().mean(dim=0).cpu().numpy()
         return mean, votes
 
-    def _expected(self, ensemble: EnsembleNet, codes: Tensor, numeric: Tensor) -> Tensor:
-        out = ensemble(codes, numeric)
+    def _expected(self, out: Tensor) -> Tensor:
+        """Network outputs → expected rewards."""
         return torch.sigmoid(out) if self.bernoulli else out * self.reward_std + self.reward_mean
 
     def scores(self, features: Features) -> np.ndarray:
-        return self.evaluate(features)[0]
+        return self.scores_and_policy(features)[0]
 
     def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        return self.evaluate(features)[1]
+        return self.scores_and_policy(features)[1]
 
     # --- learning -----------------------------------------------------------------------------
     def update(self, experience: Experience) -> dict[str, float]:
@@ -203,7 +214,7 @@ class NeuralBandit(Agent):
             row_losses, epochs = self._fit(ensemble, held_out)
             losses.append(row_losses)
             metrics |= {f"held_out_loss/{structure}": float(row_losses.mean()), f"epochs/{structure}": float(epochs)}
-        self.chosen = _simplest_within_one_standard_error(losses)
+        self.chosen = _smallest_within_one_standard_error(losses, [e.size() for e in self.ensembles])
         metrics["structure"] = float(self.chosen)
         self.updates += 1
         self.examples += n
@@ -219,27 +230,29 @@ class NeuralBandit(Agent):
         held_out = held_out.to(self.device)
         trained = 1.0 - held_out
         size, members = len(target), held_out.shape[0]
-        optimizer = torch.optim.Adam(ensemble.parameters(), lr=c.learning_rate)
+        inputs = ensemble.inputs(data["codes"], data["numeric"])
+        optimizer = torch.optim.Adam(ensemble.parameters(), lr=c.learning_rate, foreach=True)
         best_loss = torch.full((members,), math.inf, device=self.device)
         best = [p.detach().clone() for p in ensemble.parameters()]
         waited = torch.zeros(members, device=self.device)
         epochs = 0
         for epochs in range(1, c.max_epochs + 1):
-            order = torch.randperm(size, device=self.device) if size > c.batch_size else torch.arange(size, device=self.device)
+            if size <= c.batch_size:
+                batches: list[Any] = [slice(None)]
+            else:
+                order = torch.randperm(size, device=self.device)
+                batches = [order[start : start + c.batch_size] for start in range(0, size, c.batch_size)]
             validation = torch.zeros(members, device=self.device)
-            for start in range(0, size, c.batch_size):
-                rows = order[start : start + c.batch_size]
-                predicted = ensemble(data["codes"][rows], data["numeric"][rows])  # (H, b, K)
-                index = data["action"][rows].view(1, -1, 1).expand(members, -1, 1)
-                loss = self._negative_log_likelihood(predicted.gather(2, index)[..., 0], target[rows])  # (H, b)
+            for batch, rows in enumerate(batches):
+                loss = self._losses(ensemble, inputs[rows], data["action"][rows], target[rows])  # (H, b)
                 validation += (loss.detach() * held_out[:, rows]).sum(1)
-                if start + c.batch_size >= size:  # the epoch's last step: judge the weights it uses
+                if batch == len(batches) - 1:  # the epoch's last step: judge the weights it uses
                     validation /= held_out.sum(1).clamp(min=1.0)
                     improved = validation < best_loss - 1e-5
                     best_loss = torch.where(improved, validation, best_loss)
                     waited = torch.where(improved, torch.zeros_like(waited), waited + 1)
                     for parameter, kept in zip(ensemble.parameters(), best):
-                        kept[improved] = parameter.detach()[improved]
+                        kept.copy_(torch.where(improved.view(-1, *[1] * (kept.dim() - 1)), parameter.detach(), kept))
                 # minus the log posterior per trained row; the prior is spread over the epoch's batches
                 share = trained[:, rows].sum(1) / trained.sum(1).clamp(min=1.0)
                 objective = ((loss * trained[:, rows]).sum(1) + ensemble.prior_penalty() * share) / trained.sum(1).clamp(min=1.0)
@@ -251,17 +264,18 @@ class NeuralBandit(Agent):
         with torch.no_grad():
             for parameter, kept in zip(ensemble.parameters(), best):
                 parameter.copy_(kept)
-            predicted = ensemble(data["codes"], data["numeric"])
-            index = data["action"].view(1, -1, 1).expand(members, -1, 1)
-            loss = self._negative_log_likelihood(predicted.gather(2, index)[..., 0], target)  # (H, N)
+            loss = self._losses(ensemble, inputs, data["action"], target)  # (H, N)
             covered = held_out.sum(0) > 0
             row_losses = ((loss * held_out).sum(0)[covered] / held_out.sum(0)[covered]).cpu().numpy()
         return row_losses, epochs
 
-    def _negative_log_likelihood(self, predicted: Tensor, target: Tensor) -> Tensor:
+    def _losses(self, ensemble: EnsembleNet, inputs: Tensor, action: Tensor, target: Tensor) -> Tensor:
+        """(H, b) minus the log-likelihood of every row's (standardized) reward under every member."""
+        predicted = ensemble(inputs)
+        chosen = predicted.gather(2, action.view(1, -1, 1).expand(len(predicted), -1, 1))[..., 0]
         if self.bernoulli:
-            return nn.functional.binary_cross_entropy_with_logits(predicted, target.expand_as(predicted), reduction="none")
-        return 0.5 * (predicted - target) ** 2
+            return nn.functional.binary_cross_entropy_with_logits(chosen, target.expand_as(chosen), reduction="none")
+        return 0.5 * (chosen - target) ** 2
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -284,12 +298,12 @@ class NeuralBandit(Agent):
         self.generator.bit_generator.state = state["generator"]
 
 
-def _simplest_within_one_standard_error(losses: list[np.ndarray]) -> int:
-    """Index of the first (simplest) model whose mean held-out loss is within one standard error of the
-    best one's; the standard error is that of the paired per-row differences."""
+def _smallest_within_one_standard_error(losses: list[np.ndarray], sizes: list[int]) -> int:
+    """Index of the model with the fewest parameters (`sizes`) whose mean held-out loss is within one
+    standard error of the best one's; the standard error is that of the paired per-row differences."""
     best = int(np.argmin([loss.mean() for loss in losses]))
-    for index, loss in enumerate(losses[:best]):
-        difference = loss - losses[best]
+    for index in sorted(range(len(losses)), key=lambda i: sizes[i]):
+        difference = losses[index] - losses[best]
         if difference.mean() <= difference.std() / np.sqrt(len(difference)):
             return index
     return best

@@ -15,6 +15,7 @@ refuses one whose MCMC diagnostics failed.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -104,6 +105,8 @@ def fit_experiment(
     fit.idata.to_netcdf(str(temporary), engine="h5netcdf")
     temporary.replace(directory / "posterior.nc")
     history.write(directory / "history.parquet")
+    if (directory / "allocator").is_dir():  # trained on the posterior this fit replaces
+        shutil.rmtree(directory / "allocator")
     summary = {
         "channels": history.channels,
         "spend_center": data.spend_center,

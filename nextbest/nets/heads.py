@@ -54,6 +54,8 @@ class ActionSpec:
             if simplex:
                 if space.shape[0] < 2:
                     raise ConfigError("a simplex action needs at least 2 shares")
+                if (np.asarray(space.low) > 0).any() or (np.asarray(space.high) < 1).any():
+                    raise ConfigError(f"simplex shares lie in [0, 1]; the Box bounds {space.low} … {space.high} exclude them")
                 return cls("simplex", (space.shape[0],))
             low, high = np.asarray(space.low, float), np.asarray(space.high, float)
             if np.isfinite(low).all() and np.isfinite(high).all():

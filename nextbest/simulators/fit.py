@@ -16,8 +16,11 @@ nothing (measured: a float32 fit of this model does not finish warmup in ten min
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -25,7 +28,7 @@ from pydantic import Field
 
 from nextbest.budget.history import ChannelHistory
 from nextbest.config import Section
-from nextbest.simulators.model import ModelData, initial_point, response_model
+from nextbest.simulators.model import ModelData, constrain, initial_point, potential
 from nextbest.simulators.response import HARMONICS, ResponseParameters
 
 # Natural-scale parameters kept in the posterior group (the sampler's unconstrained helpers are dropped).
@@ -87,21 +90,21 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     warmup window, so warmup only adapts the step size."""
     import jax
     from numpyro.infer.hmc import hmc
-    from numpyro.infer.util import constrain_fn
 
     arrays = data.arrays()
     warmup = config.warmup
     rng = np.random.default_rng(config.seed)
     starts, inverse_mass_matrix = laplace_start(arrays, config.chains, rng)
-    init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_fn, algo="NUTS")
+    init_kernel, sample_kernel = hmc(potential_fn_gen=lambda arrays: partial(potential, data=arrays), algo="NUTS")
     init = jax.jit(lambda z, key, arrays: init_kernel(
         z, warmup, inverse_mass_matrix=inverse_mass_matrix, dense_mass=True, adapt_mass_matrix=False,
         target_accept_prob=config.target_accept, max_tree_depth=config.max_tree_depth, model_args=(arrays,),
         rng_key=key))
     step = jax.jit(lambda state, arrays: sample_kernel(state, model_args=(arrays,)))
     every = max(1, (warmup + config.draws) // 50)
-    draws, stats = [], []
-    for chain in range(config.chains):
+
+    def run(chain: int) -> tuple[list, list]:
+        draws, stats = [], []
         state = init(jax.tree.map(lambda z: z[chain], starts), jax.random.PRNGKey(config.seed * 1000 + chain), arrays)
         for i in range(warmup + config.draws):
             state = step(state, arrays)
@@ -112,23 +115,20 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
                 progress(every)
         if progress and (warmup + config.draws) % every:
             progress((warmup + config.draws) % every)
+        return draws, stats
+
+    # Compile once, then run the chains side by side: XLA releases the GIL while it computes.
+    jax.block_until_ready(step(init(jax.tree.map(lambda z: z[0], starts), jax.random.PRNGKey(0), arrays), arrays))
+    with ThreadPoolExecutor(max_workers=min(config.chains, os.cpu_count() or 1)) as pool:
+        chains = list(pool.map(run, range(config.chains)))
+    draws = [d for chain_draws, _ in chains for d in chain_draws]
+    stats = [s for _, chain_stats in chains for s in chain_stats]
     shape = (config.chains, config.draws)
     unconstrained = {name: np.stack([d[name] for d in draws]).reshape(shape + np.shape(draws[0][name])) for name in draws[0]}
-    constrain = jax.jit(jax.vmap(jax.vmap(
-        lambda z, arrays: constrain_fn(response_model, (arrays,), {}, z, return_deterministic=True), in_axes=(0, None)),
-        in_axes=(0, None)))
-    values = jax.device_get(constrain(unconstrained, arrays))
-    posterior = {name: np.asarray(values[name]) for name in PARAMETERS if name in values}
+    posterior = constrain(unconstrained)
     names = ("diverging", "n_steps", "acceptance_rate", "energy")
     sample_stats = {name: np.array([s[k] for s in stats]).reshape(shape) for k, name in enumerate(names)}
     return posterior, sample_stats
-
-
-def _potential_fn(arrays):
-    """z (unconstrained parameters) → potential energy (−log posterior density), for the given data."""
-    from numpyro.infer.util import potential_energy
-
-    return lambda z: potential_energy(response_model, (arrays,), {}, z)
 
 
 def laplace_start(data: dict, chains: int, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
@@ -143,7 +143,7 @@ def laplace_start(data: dict, chains: int, rng: np.random.Generator) -> tuple[di
     from scipy.optimize import minimize
 
     start, unravel = ravel_pytree(initial_point(data))
-    value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: _potential_fn(data)(unravel(z))))
+    value_and_grad = jax.jit(jax.value_and_grad(lambda z, data: potential(unravel(z), data)))
 
     def objective(z):
         value, grad = value_and_grad(z, data)

@@ -25,6 +25,11 @@ mixed poorly there: effective sample sizes of ~60 in 600 draws), where the log-n
 Conditionally on the observed impressions the click (and conversion) parameters are independent
 of the impression parameters, so the posterior factorizes; it is still sampled as one program so
 that one set of diagnostics covers everything.
+
+`response_model` is the NumPyro program: the readable specification. `potential` is its fast
+twin for sampling, the same log density written directly in JAX (tested equal to the program's
+up to a constant): no effect handlers, no constant terms, and a Stirling log-gamma instead of
+XLA's general one. It halves the cost of a gradient and of compiling the sampler.
 """
 
 from __future__ import annotations
@@ -208,3 +213,86 @@ def jax_sigmoid(x):
     import jax
 
     return jax.nn.sigmoid(x)
+
+
+# --- the same posterior, written for speed ------------------------------------------------------
+SCALES = ("inv_sqrt_dispersion", "inv_sqrt_click_dispersion", "inv_sqrt_conversion_dispersion")
+
+
+def zero_sum_basis(n: int = 7) -> np.ndarray:
+    """(n − 1, n) the linear map NumPyro's ZeroSumTransform applies to its n − 1 free values."""
+    free = np.eye(n - 1)
+    total = free.sum(axis=1, keepdims=True)
+    norm = total / (np.sqrt(n) + n)
+    return np.concatenate([free, norm - total / np.sqrt(n)], axis=1) - norm
+
+
+def log_gamma(x):
+    """log Γ(x) for x > 0 to ~1e-8: Stirling's series at x + 6 and the recurrence back to x.
+    Cheaper than XLA's lgamma, which also handles negative arguments, and so is its derivative."""
+    import jax.numpy as jnp
+
+    y = x + 6.0
+    series = 1 / (12 * y) - 1 / (360 * y**3) + 1 / (1260 * y**5)
+    return ((y - 0.5) * jnp.log(y) - y + 0.5 * np.log(2 * np.pi) + series
+            - jnp.log(x * (x + 1) * (x + 2) * (x + 3) * (x + 4) * (x + 5)))
+
+
+def _negative_binomial_log_likelihood(counts, log_mean, log_scale, mask):
+    """Σ log NegativeBinomial2(counts | e^log_mean, φ = e^(−2·log_scale)) without the −log k! term."""
+    import jax.numpy as jnp
+
+    log_phi = -2.0 * log_scale
+    phi = jnp.exp(log_phi)
+    terms = log_gamma(counts + phi) - log_gamma(phi) + phi * log_phi + counts * log_mean \
+        - (counts + phi) * jnp.logaddexp(log_mean, log_phi)
+    return jnp.where(mask, terms, 0.0).sum()
+
+
+def potential(z: dict, data: dict):
+    """−log posterior density (up to a constant) at unconstrained parameters `z` (as `initial_point`)."""
+    import jax.numpy as jnp
+
+    def normal(x, location, scale):
+        return (-0.5 * ((x - location) / scale) ** 2).sum()
+
+    weekday = z["weekday"] @ zero_sum_basis()
+    calendar = weekday[data["weekday"]] + data["season"] @ z["season"]
+    log_mean = (z["alpha"] + z["beta"] * data["x"] + z["holiday"] * data["holiday"][:, None] + calendar[:, None]
+                + z["trend"] * data["trend"][:, None])
+    log_ctr = -jnp.logaddexp(0.0, -z["logit_ctr"])
+    impressions = data["impressions"]
+    log_density = (
+        _negative_binomial_log_likelihood(impressions, log_mean, z["inv_sqrt_dispersion"], data["paid"])
+        + _negative_binomial_log_likelihood(data["clicks"], jnp.log(jnp.maximum(impressions, 1)) + log_ctr,
+                                            z["inv_sqrt_click_dispersion"], impressions > 0)
+        + normal(z["alpha"], data["alpha_location"], 1.0) + normal(z["beta"], 0.5, 0.5)
+        + normal(z["holiday"], 0.0, 0.5) + normal(z["trend"], 0.0, 0.5) + normal(z["weekday"], 0.0, 0.3)
+        + normal(z["season"], 0.0, 0.3) + normal(z["logit_ctr"], data["ctr_location"], 1.0)
+        # a LogNormal(log 0.2, 1) scale, in the log space the sampler moves in (Jacobian included)
+        + sum(normal(z[name], np.log(0.2), 1.0) for name in SCALES if name in z)
+    )
+    if "conversions" in data:
+        log_cvr = -jnp.logaddexp(0.0, -z["logit_cvr"])
+        clicks = data["clicks"]
+        log_density += (
+            _negative_binomial_log_likelihood(data["conversions"], jnp.log(jnp.maximum(clicks, 1)) + log_cvr,
+                                              z["inv_sqrt_conversion_dispersion"], clicks > 0)
+            + normal(z["logit_cvr"], data["cvr_location"], 1.0))
+    return -log_density
+
+
+def constrain(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Unconstrained draws (..., k) → the natural-scale parameters (numpy; no compilation)."""
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    values = {name: z[name] for name in ("alpha", "beta", "holiday", "trend", "season")}
+    values["weekday"] = z["weekday"] @ zero_sum_basis()
+    values["dispersion"] = np.exp(-2 * z["inv_sqrt_dispersion"])
+    values["ctr"] = sigmoid(z["logit_ctr"])
+    values["click_dispersion"] = np.exp(-2 * z["inv_sqrt_click_dispersion"])
+    if "logit_cvr" in z:
+        values["cvr"] = sigmoid(z["logit_cvr"])
+        values["conversion_dispersion"] = np.exp(-2 * z["inv_sqrt_conversion_dispersion"])
+    return values

@@ -1,0 +1,66 @@
+"""The response model: the fast log density equals the NumPyro program's, and its pieces are exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nextbest.budget.synthesize import synthesize
+from nextbest.simulators.model import ModelData, constrain, initial_point, log_gamma, potential, response_model, zero_sum_basis
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    history, _ = synthesize(3, 90, seed=4)
+    history.spend[5, 1] = 0.0  # a paused day: masked in both
+    history.impressions[5, 1] = history.clicks[5, 1] = history.conversions[5, 1] = 0
+    return ModelData.from_history(history).arrays()
+
+
+def test_fast_potential_equals_the_numpyro_program_up_to_a_constant(arrays):
+    import jax
+    from numpyro.infer.util import potential_energy
+
+    rng = np.random.default_rng(0)
+    points = [initial_point(arrays)]
+    points += [{k: v + rng.normal(0, 0.1, np.shape(v)) for k, v in points[0].items()} for _ in range(3)]
+    with jax.enable_x64(True):
+        program = jax.jit(lambda z: potential_energy(response_model, (arrays,), {}, z))
+        fast = jax.jit(lambda z: potential(z, arrays))
+        reference = [float(program(z)) for z in points]
+        ours = [float(fast(z)) for z in points]
+    differences = np.diff(reference), np.diff(ours)
+    np.testing.assert_allclose(differences[1], differences[0], rtol=1e-9, atol=1e-6)
+    assert np.all(np.abs(differences[0]) > 1.0)  # the points are far enough apart for this to mean something
+
+
+def test_zero_sum_basis_is_numpyros_transform():
+    import jax
+    from numpyro.distributions.transforms import ZeroSumTransform
+
+    free = np.random.default_rng(1).normal(size=(4, 6))
+    with jax.enable_x64(True):
+        expected = np.asarray(ZeroSumTransform(1)(free))
+    np.testing.assert_allclose(free @ zero_sum_basis(), expected, atol=1e-12)
+    np.testing.assert_allclose((free @ zero_sum_basis()).sum(axis=1), 0.0, atol=1e-12)
+
+
+def test_log_gamma_matches_scipy_across_scales():
+    import jax
+    from scipy.special import digamma, gammaln
+
+    x = np.geomspace(1e-3, 1e7, 500)
+    with jax.enable_x64(True):
+        values = np.asarray(log_gamma(x))
+        derivative = np.asarray(jax.vmap(jax.grad(log_gamma))(x))
+    np.testing.assert_allclose(values, gammaln(x), atol=1e-7, rtol=1e-12)
+    np.testing.assert_allclose(derivative, digamma(x), atol=1e-7, rtol=1e-10)
+
+
+def test_constrain_maps_scales_and_logits_to_the_natural_parameters(arrays):
+    z = {k: np.asarray(v)[None] for k, v in initial_point(arrays).items()}
+    z["inv_sqrt_dispersion"] = np.log(np.array([[0.1, 0.2, 0.5]]))
+    values = constrain(z)
+    np.testing.assert_allclose(values["dispersion"], [[100.0, 25.0, 4.0]])
+    np.testing.assert_allclose(np.log(values["ctr"] / (1 - values["ctr"])), z["logit_ctr"])
+    assert values["weekday"].shape == (1, 7)
