@@ -135,13 +135,16 @@ def same_posterior(a: dict, b: dict) -> dict:
 def quality(seed: int, directory: Path, train: bool) -> dict:
     """Fit (nextbest's defaults), then allocations against the truth, recovery of β, and optionally PPO."""
     from nextbest.budget.allocate import recommend
-    from nextbest.budget.experiment import fit_experiment
+    from nextbest.budget.experiment import FitDiagnosticsError, fit_experiment
     from nextbest.budget.synthesize import synthesize
     from nextbest.budget.train import train_allocator
 
     history, truth = synthesize(3, 365, seed)
     history.write(directory / "history.csv")
-    experiment = fit_experiment(directory / "history.csv", directory / "exp")
+    try:
+        experiment = fit_experiment(directory / "history.csv", directory / "exp")
+    except FitDiagnosticsError as error:  # reported, not hidden: the row says the fit was refused
+        return {"seed": seed, "refused": str(error)}
     low, high = np.quantile(experiment.parameters.beta, [0.05, 0.95], axis=0)
     row = {"seed": seed, "beta_inside_90": int(((truth.beta[0] >= low) & (truth.beta[0] <= high)).sum()),
            "channels": 3, "fit_command_seconds": experiment.summary["fit"]["seconds"]}
@@ -174,6 +177,9 @@ def readme(result: dict) -> str:
               "| seed | β inside 90% interval | optimizer / true optimum (regular, holiday) | historical | equal | PPO / optimizer |",
               "|---:|---:|---:|---:|---:|---:|"]
     for row in result["quality"]:
+        if "refused" in row:
+            lines.append(f"| {row['seed']} | fit refused by its diagnostics | | | | |")
+            continue
         ppo = f"{row['ppo']['ratio_to_optimizer']:.1%}" if "ppo" in row else "–"
         lines.append(f"| {row['seed']} | {row['beta_inside_90']}/{row['channels']} | {row['regular']['optimizer']:.1%}, "
                      f"{row['holiday']['optimizer']:.1%} | {row['regular']['historical']:.1%}, {row['holiday']['historical']:.1%} | "
@@ -196,6 +202,7 @@ def main() -> None:
         if speed[kind].get("seconds"):
             speed[kind]["speedup_vs_textbook"] = speed["numpyro-textbook"]["seconds"] / speed[kind]["seconds"]
     result = {"fit_speed": speed, "same_posterior": same_posterior(fits["nextbest"], fits["numpyro-textbook"])}
+    print(json.dumps({k: {n: v for n, v in row.items() if n != "beta_mean"} for k, row in speed.items()}), flush=True)
     with tempfile.TemporaryDirectory() as directory:
         result["quality"] = []
         for seed in SEEDS:

@@ -73,7 +73,7 @@ def learning(scenarios: list[str], agents: list[str], seeds: int, workers: int) 
     return {s: {a: summarize([done[s, a, seed] for seed in range(seeds)]) for a in agents} for s in scenarios}
 
 
-def predict_throughput(agent: str = "neural", rows: int = PREDICT_ROWS, repeats: int = 3) -> dict:
+def predict_throughput(agent: str = "neural", rows: int = PREDICT_ROWS, repeats: int = 5) -> dict:
     """Rows per second of Experiment.predict after the agent learned optimus-poc (best of `repeats`)."""
     world = make_scenario("optimus-poc")
     hp = build_hyperparameters(agent, None, action_space=list(world.sizes), columns=world.columns,

@@ -200,7 +200,7 @@ def live(experiment: Experiment, world, seed: int, examples: int, batch_size: in
     return curve
 
 
-def pretraining(history_rows: int = 5000, steps: int = 200, examples: int = 6000,
+def pretraining(history_rows: int = 5000, steps: int = 200, examples: int = 12_000,
                 agents: tuple[str, ...] = ("ppo-mlp", "ppo-tabnet")) -> dict[str, Any]:
     world = make_scenario("optimus-poc")
     out = {}
@@ -280,16 +280,20 @@ def readme(results: dict[str, Any]) -> str:
                        f"comparable task):", ["agent", "examples to 0.95 (median)", "final score", "seconds"], rows)
     if "pretrain" in results:
         p = results["pretrain"]
-        rows = [[agent,
-                 f"{np.mean([r['pretrained']['reward_model_check']['auc'] for r in data['runs']]):.3f}",
-                 f"{np.mean([r['pretrained']['curve'][0][1] for r in data['runs']]):.3f}",
+        def at(runs: list, start: str, examples: int) -> str:
+            return f"{np.mean([dict(r[start]['curve'])[examples] for r in runs]):.3f}"
+
+        rows = [[agent, f"{np.mean([r['pretrained']['reward_model_check']['auc'] for r in data['runs']]):.3f}",
+                 at(data["runs"], "pretrained", 0), f"{at(data['runs'], 'pretrained', 1000)} / {at(data['runs'], 'cold', 1000)}",
+                 f"{at(data['runs'], 'pretrained', 3000)} / {at(data['runs'], 'cold', 3000)}",
                  median_or_none([r["pretrained"]["examples_to_target"] for r in data["runs"]]),
                  median_or_none([r["cold"]["examples_to_target"] for r in data["runs"]])]
                 for agent, data in p["agents"].items()]
         lines += table(f"**Pretraining** on {p['history_rows']:,} rows of uniform-logger history ({p['steps']} steps "
-                       f"against the reward model), optimus-poc, seeds {SEEDS}:",
-                       ["agent", "reward model held-out AUC", "score before live data",
-                        "live examples to 0.95: pretrained", "cold"], rows)
+                       f"against the reward model), then live batches of 500 on optimus-poc, seeds {SEEDS} "
+                       f"(normalized scores, pretrained / cold):",
+                       ["agent", "reward model held-out AUC", "score before live data", "after 1,000 live",
+                        "after 3,000 live", f"live examples to {TARGET_SCORE}: pretrained", "cold"], rows)
     return "\n".join(lines).strip() + "\n"
 
 

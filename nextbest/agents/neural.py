@@ -42,11 +42,12 @@ from nextbest.nets.device import default_device
 
 Structure = Literal["linear", "additive", "deep"]
 _CHUNK = 16_384  # rows per forward pass when predicting
+_KNOT_EXAMPLES = 500  # the quantile bins are estimated anew at every update until this many experiences were seen
 
 
 class NeuralSettings(AgentSettings):
     structures: list[Structure] = Field(["linear", "additive", "deep"], min_length=1,
-                                        description="model structures averaged by their held-out fit")
+                                        description="reward model structures to fit; the data pick one at every update")
     members: int = Field(8, ge=1, description="ensemble members per structure")
     features: int = Field(3, ge=1, description="shared features φ(x) of the additive and deep structures")
     bins: int = Field(8, ge=1, description="quantile bins of each number's piecewise-linear encoding")
@@ -62,10 +63,10 @@ class NeuralSettings(AgentSettings):
 
 
 class EnsembleNet(nn.Module):
-    """H networks of one structure evaluated at once: (codes, numbers) → (H, n, outputs).
+    """H networks of one structure evaluated at once: inputs z (n, width) → (H, n, outputs).
 
-    Inputs z: one-hot categories (a per-member table indexed by the codes), the numbers and,
-    with `bins`, their piecewise-linear encoding on the quantile `knots`. With `features` k > 0:
+    z (`inputs`): the one-hot categories, the numbers and, with `bins`, their piecewise-linear
+    encoding on the quantile `knots`. With `features` k > 0:
     φ = z A (+ MLP(z)), out = φ V + c; with k = 0 the linear path ends in the outputs.
     Every weight has a prior standard deviation `scale / √fan_in` and an anchor (its initial draw)."""
 
@@ -138,7 +139,7 @@ class EnsembleNet(nn.Module):
 
 class NeuralBandit(Agent):
     name = "neural"
-    summary = "ensembles of linear, additive and deep reward models, averaged by held-out fit (Thompson sampling)"
+    summary = "ensembles of linear, additive and deep reward models, chosen by held-out fit (Thompson sampling)"
     Config = NeuralSettings
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -161,31 +162,37 @@ class NeuralBandit(Agent):
                            scale=c.prior_scale).to(self.device)
 
     # --- the policy -------------------------------------------------------------------------
+    def scores(self, features: Features) -> np.ndarray:
+        return self._evaluate(features, policy=False)[0]
+
+    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
+        return self._evaluate(features, policy=True)[1]
+
+    def scores_and_policy(self, features: Features, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._evaluate(features, policy=True)
+
     @torch.no_grad()
-    def scores_and_policy(self, features: Features, seeds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(n, n_joint) mean expected reward over the chosen structure's members and (n, n_joint) share of
-        those members that rank each action first."""
+    def _evaluate(self, features: Features, policy: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(n, n_joint) mean expected reward over the chosen structure's members and, with `policy`,
+        (n, n_joint) the share of those members that rank each action first."""
         n, k = len(features), self.action_space.n_joint
-        mean, votes = np.empty((n, k)), np.empty((n, k))
+        ensemble = self.ensembles[self.chosen]
+        mean, votes = np.empty((n, k)), np.zeros((n, k))
         for start in range(0, n, _CHUNK):
             rows = slice(start, start + _CHUNK)
-            ensemble = self.ensembles[self.chosen]
             z = ensemble.inputs(torch.as_tensor(features.categorical[rows], device=self.device),
                                 torch.as_tensor(features.numeric[rows], device=self.device))
-            expected = self._expected(ensemble(z))
+            expected = self._expected(ensemble(z))  # (H, b, K)
             mean[rows] = expected.mean(dim=0).cpu().numpy()
-            votes[rows] = nn.functional.one_hot(expected.argmax(dim=2), k).float().mean(dim=0).cpu().numpy()
+            if policy:
+                best = expected.argmax(dim=2).T.cpu()  # (b, H)
+                share = torch.full(best.shape, 1.0 / len(expected), dtype=torch.float64)
+                votes[rows] = torch.zeros(len(best), k, dtype=torch.float64).scatter_add_(1, best, share).numpy()
         return mean, votes
 
     def _expected(self, out: Tensor) -> Tensor:
         """Network outputs → expected rewards."""
         return torch.sigmoid(out) if self.bernoulli else out * self.reward_std + self.reward_mean
-
-    def scores(self, features: Features) -> np.ndarray:
-        return self.scores_and_policy(features)[0]
-
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        return self.scores_and_policy(features)[1]
 
     # --- learning -----------------------------------------------------------------------------
     def update(self, experience: Experience) -> dict[str, float]:
@@ -203,7 +210,7 @@ class NeuralBandit(Agent):
         self.bernoulli = c.loss == "bernoulli" or (c.loss == "auto" and bool(np.isin(rewards, (0.0, 1.0)).all()))
         self.reward_mean = float(rewards.mean())
         self.reward_std = float(rewards.std()) if rewards.std() > 1e-8 else 1.0
-        if self.updates == 0:  # the bins of the piecewise-linear encodings, from the first experiences
+        if self.examples < _KNOT_EXAMPLES:  # the bins of the piecewise-linear encodings, from the first experiences
             knots = torch.as_tensor(np.quantile(self.buffer["numeric"], np.linspace(0, 1, c.bins + 1), axis=0).T)
             for ensemble in self.ensembles:
                 if ensemble.bins:
@@ -213,14 +220,16 @@ class NeuralBandit(Agent):
         for structure, ensemble in zip(c.structures, self.ensembles):
             row_losses, epochs = self._fit(ensemble, held_out)
             losses.append(row_losses)
-            metrics |= {f"held_out_loss/{structure}": float(row_losses.mean()), f"epochs/{structure}": float(epochs)}
+            metrics[f"epochs/{structure}"] = float(epochs)
+            if len(row_losses):
+                metrics[f"held_out_loss/{structure}"] = float(row_losses.mean())
         self.chosen = _smallest_within_one_standard_error(losses, [e.size() for e in self.ensembles])
         metrics["structure"] = float(self.chosen)
         self.updates += 1
         self.examples += n
         return metrics
 
-    def _fit(self, ensemble: EnsembleNet, held_out: Tensor) -> tuple[Tensor, int]:
+    def _fit(self, ensemble: EnsembleNet, held_out: Tensor) -> tuple[np.ndarray, int]:
         """Maximize each member's log posterior on its rows until its loss on the rows it holds out
         (`held_out`: (H, N) 0/1) stops improving; keep its best weights. Returns the loss of every row some
         member held out (averaged over those members) and the epochs run."""
@@ -301,6 +310,8 @@ class NeuralBandit(Agent):
 def _smallest_within_one_standard_error(losses: list[np.ndarray], sizes: list[int]) -> int:
     """Index of the model with the fewest parameters (`sizes`) whose mean held-out loss is within one
     standard error of the best one's; the standard error is that of the paired per-row differences."""
+    if not len(losses[0]):  # nothing held out yet
+        return int(np.argmin(sizes))
     best = int(np.argmin([loss.mean() for loss in losses]))
     for index in sorted(range(len(losses)), key=lambda i: sizes[i]):
         difference = losses[index] - losses[best]

@@ -174,10 +174,8 @@ class ContextualPPO(Agent):
         c = self.config
         rate = self._scheduled_learning_rate()
         self._set_learning_rate(rate)
-        previous_scale = self._reward_scale()
         self.reward_stats.update(experience.reward.reshape(-1, 1))
         scale = self._reward_scale()
-        self._rescale_values(previous_scale / scale)
         codes, numeric = self._tensors(experience.features)
         actions = torch.as_tensor(experience.action, dtype=torch.long, device=self.device)
         self.network.train()
@@ -210,16 +208,6 @@ class ContextualPPO(Agent):
         scale whether the reward is a conversion (0/1) or revenue in euros."""
         std = float(np.sqrt(self.reward_stats.var[0]))
         return std if self.reward_stats.count > 1 and std > 1e-8 else 1.0
-
-    @torch.no_grad()
-    def _rescale_values(self, factor: float) -> None:
-        """Keep the critic's values in reward units when the reward scale changes (the scale-only half of
-        PopArt, van Hasselt et al., 2016): without it, a new scale — live conversions after pretraining on
-        the reward model's smooth expectations — would silently rescale every value the critic predicts."""
-        if factor != 1.0:
-            head = self.network["value"].linear
-            head.weight.mul_(factor)
-            head.bias.mul_(factor)
 
     def _scheduled_learning_rate(self) -> float:
         c = self.config

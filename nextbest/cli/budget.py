@@ -52,7 +52,7 @@ def fit(
     warmup: int = typer.Option(300, "--warmup", help="Warmup iterations per chain."),
     target_accept: float = typer.Option(0.85, "--target-accept", help="NUTS target acceptance; raise it (0.95) if there are divergences."),
     max_rhat: float = typer.Option(1.01, "--max-rhat", help="Refuse the fit above this split R-hat."),
-    min_ess: float = typer.Option(400, "--min-ess", help="Refuse the fit below this bulk or tail effective sample size."),
+    min_ess: float = typer.Option(100, "--min-ess", help="Refuse the fit below this bulk or tail effective sample size per chain."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already fitted in the directory."),
     json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
@@ -68,7 +68,7 @@ def fit(
         raise ExperimentError(f"{experiment_dir}: already holds a fitted response model; pass --overwrite to replace it")
     try:
         config = FitConfig(draws=draws, chains=chains, warmup=warmup, target_accept=target_accept, seed=seed,
-                           max_rhat=max_rhat, min_ess=min_ess)
+                           max_rhat=max_rhat, min_ess_per_chain=min_ess)
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')} {first['input']}: {first['msg'].lower()}") from None

@@ -13,10 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from nextbest.simulators.fit import FitConfig
-
-CHECKED = ("alpha", "beta", "holiday", "trend", "weekday", "season", "dispersion", "ctr", "click_dispersion",
-           "cvr", "conversion_dispersion")
+from nextbest.simulators.fit import PARAMETERS, FitConfig
 
 
 @dataclass
@@ -51,7 +48,7 @@ def diagnose(idata, config: FitConfig) -> Diagnostics:
     """R-hat, ESS and divergences of the natural-scale parameters, judged against `config`'s thresholds."""
     import arviz as az
 
-    names = [n for n in CHECKED if n in idata.posterior]
+    names = [n for n in PARAMETERS if n in idata.posterior]
     rhat = _flatten(az.rhat(idata, var_names=names))
     bulk = _flatten(az.ess(idata, var_names=names, method="bulk"))
     tail = _flatten(az.ess(idata, var_names=names, method="tail"))
@@ -62,18 +59,20 @@ def diagnose(idata, config: FitConfig) -> Diagnostics:
     result = Diagnostics(
         max_rhat=rhat[worst_rhat], min_ess_bulk=min(bulk.values()), min_ess_tail=min(tail.values()),
         divergences=divergences, worst_rhat=worst_rhat, worst_ess=worst_ess, chains=chains, draws=draws,
-        thresholds={"max_rhat": config.max_rhat, "min_ess": config.min_ess, "max_divergences": config.max_divergences},
+        thresholds={"max_rhat": config.max_rhat, "min_ess": config.min_ess_per_chain * chains,
+                    "max_divergences": config.max_divergences},
     )
     if not np.isfinite(result.max_rhat) or result.max_rhat > config.max_rhat:
         more = "more chains (--chains 4) and " if chains < 4 else ""
         result.problems.append(
             f"R-hat {result.max_rhat:.3f} for {worst_rhat} is above {config.max_rhat}: the chains disagree; "
             f"try {more}longer warmup and sampling (--warmup {2 * draws} --draws {2 * draws})")
-    if min(result.min_ess_bulk, result.min_ess_tail) < config.min_ess:
+    minimum = config.min_ess_per_chain * chains
+    if min(result.min_ess_bulk, result.min_ess_tail) < minimum:
         ess = min(result.min_ess_bulk, result.min_ess_tail)
-        needed = int(np.ceil(draws * config.min_ess / max(ess, 1.0) * 1.2 / 100) * 100)
+        needed = int(np.ceil(draws * minimum / max(ess, 1.0) * 1.2 / 100) * 100)
         result.problems.append(
-            f"effective sample size {ess:.0f} for {worst_ess} is below {config.min_ess:.0f}: "
+            f"effective sample size {ess:.0f} for {worst_ess} is below {minimum:.0f} ({config.min_ess_per_chain:.0f} per chain): "
             f"draw more (--draws {needed})")
     if divergences > config.max_divergences:
         result.problems.append(

@@ -4,21 +4,20 @@
     fit.idata              # posterior, sample_stats, posterior_predictive, observed_data
     fit.parameters         # ResponseParameters: every draw, chains stacked
 
-Why it is fast (benchmarks/bench_budget.py measures it against a straightforward NumPyro fit):
-centred predictors and a zero-sum weekday effect make the posterior nearly Gaussian; its mode
-and curvature (a Laplace approximation, found by L-BFGS in well under a second) give NUTS a
-dense mass matrix and over-dispersed starting points from the first iteration, so warmup is
-short and trajectories are a few leapfrog steps; the chains are vectorized into one compiled
-program. Everything runs in 64-bit floats: the counts' log-densities are sums of log-gamma
-terms near 10⁵, which single precision rounds to noise that makes NUTS shrink its step to
-nothing (measured: a float32 fit of this model does not finish warmup in ten minutes).
+Why it is fast (benchmarks/bench_budget.py measures it against the textbook NumPyro fit of the
+same program): centred predictors and a zero-sum weekday effect make the posterior nearly
+Gaussian; its mode and curvature (a Laplace approximation, found by L-BFGS in well under a second)
+give NUTS a dense mass matrix and over-dispersed starting points from the first iteration, so
+warmup only adapts the step size and trajectories are about 7 leapfrog steps; the log density is
+`model.potential`, the program's hand-written twin; and every JAX computation is compiled once.
+Everything runs in 64-bit floats: the counts' log-densities are sums of log-gamma terms near 10⁵,
+which single precision rounds to noise that makes NUTS shrink its step to nothing (measured: a
+float32 fit of this model does not finish warmup in ten minutes).
 """
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -45,7 +44,8 @@ class FitConfig(Section):
     max_tree_depth: int = Field(10, ge=3, le=15)
     seed: int = 0
     max_rhat: float = Field(1.01, gt=1.0, description="refuse the fit above this split R-hat (Vehtari et al. 2021)")
-    min_ess: float = Field(400.0, ge=0, description="refuse the fit below this bulk or tail effective sample size")
+    min_ess_per_chain: float = Field(100.0, ge=0, description="refuse the fit below this bulk or tail effective sample "
+                                     "size per chain (Vehtari et al. 2021: 100 × the number of chains)")
     max_divergences: int = Field(0, ge=0, description="refuse the fit with more divergent transitions than this")
     predictive_draws: int = Field(200, ge=10, description="posterior draws used for the posterior-predictive check")
 
@@ -82,12 +82,11 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     """NUTS (NumPyro's functional kernel), one chain after another with one compiled transition.
 
     Every JAX computation here is compiled once: the potential's gradient (for the Laplace
-    start), the kernel's init, one transition, and the map back to constrained values. (NumPyro's
-    `MCMC` evaluates the model op by op to initialize, which costs hundreds of small compilations,
-    and compiles its sampling loop anew on every `run`; vectorizing chains doubles the compile
-    and makes every chain wait for the longest trajectory.) The Laplace covariance is kept as the
-    mass matrix, exact for a Gaussian posterior and better than a dense estimate from a short
-    warmup window, so warmup only adapts the step size."""
+    start), the kernel's init and one transition. (NumPyro's `MCMC` evaluates the model op by op
+    to initialize, which costs hundreds of small compilations, and compiles its sampling loop anew
+    on every `run`; vectorizing chains doubled the compile and made every chain wait for the
+    longest trajectory.) The Laplace covariance is kept as the mass matrix, exact for a Gaussian
+    posterior and better than a dense estimate from a short warmup window."""
     import jax
     from numpyro.infer.hmc import hmc
 
@@ -117,10 +116,7 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
             progress((warmup + config.draws) % every)
         return draws, stats
 
-    # Compile once, then run the chains side by side: XLA releases the GIL while it computes.
-    jax.block_until_ready(step(init(jax.tree.map(lambda z: z[0], starts), jax.random.PRNGKey(0), arrays), arrays))
-    with ThreadPoolExecutor(max_workers=min(config.chains, os.cpu_count() or 1)) as pool:
-        chains = list(pool.map(run, range(config.chains)))
+    chains = [run(chain) for chain in range(config.chains)]
     draws = [d for chain_draws, _ in chains for d in chain_draws]
     stats = [s for _, chain_stats in chains for s in chain_stats]
     shape = (config.chains, config.draws)
