@@ -5,25 +5,14 @@ Each function takes a result and an optional matplotlib `ax`, and returns the fi
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from nextbest.evaluation.history import History
+from nextbest.evaluation.ope import OpeResult
+from nextbest.figures import Figure, plt, save  # noqa: F401  (save: callers draw and save from one module)
+from nextbest.figures import axes as _axes
+from nextbest.training.simulate import SimulationResult
 
-from nextbest.evaluation.history import History  # noqa: E402
-from nextbest.evaluation.ope import OpeResult  # noqa: E402
-from nextbest.training.simulate import SimulationResult  # noqa: E402
-
-
-def _axes(ax: plt.Axes | None, size: tuple[float, float] = (7, 4)) -> tuple[Figure, plt.Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    figure, ax = plt.subplots(figsize=size, layout="constrained")
-    return figure, ax
 
 
 def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend: str = "best") -> None:
@@ -119,11 +108,3 @@ def ope_estimates(results: list[OpeResult], ax: plt.Axes | None = None) -> Figur
     ax.set_yticks(ticks, labels)
     _finish(ax, f"expected reward per decision ({logging.confidence:.0%} intervals)", "", "off-policy estimates")
     return figure
-
-
-def save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path

@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nextbest.budget.history import ChannelHistory
-from nextbest.plots import _axes, plt
+from nextbest.figures import axes as _axes
+from nextbest.figures import plt
 from nextbest.simulators.response import ResponseParameters
 
 BAND = (0.05, 0.95)

@@ -8,7 +8,7 @@ from pathlib import Path
 from nextbest.budget import plots
 from nextbest.budget.allocate import recommend
 from nextbest.budget.experiment import BudgetExperiment
-from nextbest.plots import save
+from nextbest.figures import save
 from nextbest.simulators.response import ResponseParameters
 
 

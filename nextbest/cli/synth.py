@@ -38,7 +38,7 @@ def fit(
     from nextbest.config import parse_overrides
     from nextbest.generative import generator_class
     from nextbest.generative.plots import training_curve
-    from nextbest.plots import save
+    from nextbest.figures import save
 
     cls = generator_class(model)
     if (experiment_dir / "checkpoints" / "latest").is_file() and not overwrite:

@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nextbest.generative.quality import QualityReport
-from nextbest.plots import _axes, plt
+from nextbest.figures import axes as _axes
+from nextbest.figures import plt
 
 REAL, SYNTHETIC = "tab:blue", "tab:orange"
 

@@ -6,17 +6,12 @@ other MDPs get a bar per state. Each function takes an optional matplotlib `ax` 
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from nextbest.planning.mdp import FiniteMDP  # noqa: E402
-from nextbest.planning.solvers import PlanningResult  # noqa: E402
+from nextbest.figures import Figure, plt, save  # noqa: F401  (save: callers draw and save from one module)
+from nextbest.figures import axes as _axes
+from nextbest.planning.mdp import FiniteMDP
+from nextbest.planning.solvers import PlanningResult
 
 ARROWS = {"up": "↑", "north": "↑", "down": "↓", "south": "↓", "left": "←", "west": "←", "right": "→", "east": "→"}
 
@@ -69,17 +64,3 @@ def value_bars(result: PlanningResult, mdp: FiniteMDP, ax: plt.Axes | None = Non
 def plot_result(result: PlanningResult, mdp: FiniteMDP, ax: plt.Axes | None = None) -> Figure:
     """value_grid for grid worlds, value_bars otherwise."""
     return (value_grid if mdp.layout is not None else value_bars)(result, mdp, ax)
-
-
-def save(figure: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
-
-
-def _axes(ax: plt.Axes | None, size: tuple[float, float]) -> tuple[Figure, plt.Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    return plt.subplots(figsize=size, layout="constrained")
