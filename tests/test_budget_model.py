@@ -64,3 +64,18 @@ def test_constrain_maps_scales_and_logits_to_the_natural_parameters(arrays):
     np.testing.assert_allclose(values["dispersion"], [[100.0, 25.0, 4.0]])
     np.testing.assert_allclose(np.log(values["ctr"] / (1 - values["ctr"])), z["logit_ctr"])
     assert values["weekday"].shape == (1, 7)
+
+
+def test_fit_runs_every_iteration_in_chunks_and_repeats_itself_for_a_seed():
+    from nextbest.simulators.fit import FitConfig, fit_response
+
+    history, _ = synthesize(3, 90, seed=4)
+    config = FitConfig(draws=37, warmup=24, chains=2, seed=3)  # 61 iterations: 31 chunks of 2, one surplus dropped
+    reported = []
+    first = fit_response(history, config, progress=reported.append)
+    assert sum(reported) == config.chains * (config.warmup + config.draws)
+    beta = first.idata.posterior["beta"].values
+    assert beta.shape == (2, 37, 3)
+    assert not np.allclose(beta[0], beta[1])  # two chains, not one copied
+    again = fit_response(history, config)
+    np.testing.assert_array_equal(again.idata.posterior["beta"].values, beta)

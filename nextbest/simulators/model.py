@@ -250,7 +250,10 @@ def _negative_binomial_log_likelihood(counts, log_mean, log_scale, mask):
 
 
 def potential(z: dict, data: dict):
-    """−log posterior density (up to a constant) at unconstrained parameters `z` (as `initial_point`)."""
+    """−log posterior density (up to a constant) at unconstrained parameters `z` (as `initial_point`).
+
+    The two or three negative-binomial counts (impressions, clicks, conversions) are stacked into one
+    (counts, days, channels) array and scored by one expression: a third of the code to compile."""
     import jax.numpy as jnp
 
     def normal(x, location, scale):
@@ -258,27 +261,29 @@ def potential(z: dict, data: dict):
 
     weekday = z["weekday"] @ zero_sum_basis()
     calendar = weekday[data["weekday"]] + data["season"] @ z["season"]
-    log_mean = (z["alpha"] + z["beta"] * data["x"] + z["holiday"] * data["holiday"][:, None] + calendar[:, None]
-                + z["trend"] * data["trend"][:, None])
-    log_ctr = -jnp.logaddexp(0.0, -z["logit_ctr"])
-    impressions = data["impressions"]
+    impressions, clicks = data["impressions"], data["clicks"]
+    # E[impressions] = exp(α + β·x + γ·holiday + calendar + δ·trend); E[clicks | impressions] = impressions · CTR, …
+    counts = [impressions, clicks]
+    log_means = [z["alpha"] + z["beta"] * data["x"] + z["holiday"] * data["holiday"][:, None] + calendar[:, None]
+                 + z["trend"] * data["trend"][:, None],
+                 jnp.log(jnp.maximum(impressions, 1)) - jnp.logaddexp(0.0, -z["logit_ctr"])]  # log CTR = −softplus(−logit)
+    log_scales = [z["inv_sqrt_dispersion"], z["inv_sqrt_click_dispersion"]]
+    masks = [data["paid"], impressions > 0]
     log_density = (
-        _negative_binomial_log_likelihood(impressions, log_mean, z["inv_sqrt_dispersion"], data["paid"])
-        + _negative_binomial_log_likelihood(data["clicks"], jnp.log(jnp.maximum(impressions, 1)) + log_ctr,
-                                            z["inv_sqrt_click_dispersion"], impressions > 0)
-        + normal(z["alpha"], data["alpha_location"], 1.0) + normal(z["beta"], 0.5, 0.5)
+        normal(z["alpha"], data["alpha_location"], 1.0) + normal(z["beta"], 0.5, 0.5)
         + normal(z["holiday"], 0.0, 0.5) + normal(z["trend"], 0.0, 0.5) + normal(z["weekday"], 0.0, 0.3)
         + normal(z["season"], 0.0, 0.3) + normal(z["logit_ctr"], data["ctr_location"], 1.0)
         # a LogNormal(log 0.2, 1) scale, in the log space the sampler moves in (Jacobian included)
         + sum(normal(z[name], np.log(0.2), 1.0) for name in SCALES if name in z)
     )
     if "conversions" in data:
-        log_cvr = -jnp.logaddexp(0.0, -z["logit_cvr"])
-        clicks = data["clicks"]
-        log_density += (
-            _negative_binomial_log_likelihood(data["conversions"], jnp.log(jnp.maximum(clicks, 1)) + log_cvr,
-                                              z["inv_sqrt_conversion_dispersion"], clicks > 0)
-            + normal(z["logit_cvr"], data["cvr_location"], 1.0))
+        counts.append(data["conversions"])
+        log_means.append(jnp.log(jnp.maximum(clicks, 1)) - jnp.logaddexp(0.0, -z["logit_cvr"]))
+        log_scales.append(z["inv_sqrt_conversion_dispersion"])
+        masks.append(clicks > 0)
+        log_density += normal(z["logit_cvr"], data["cvr_location"], 1.0)
+    log_density += _negative_binomial_log_likelihood(jnp.stack(counts), jnp.stack(log_means),
+                                                     jnp.stack(log_scales)[:, None, :], jnp.stack(masks))
     return -log_density
 
 
