@@ -40,7 +40,7 @@ def test_rl_runs_a_continuous_box_environment_quietly(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("NoSuchEnv-v0",), "unknown Gymnasium environment 'NoSuchEnv-v0'"),
+    (("NoSuchEnv-v0",), "cannot make Gymnasium environment 'NoSuchEnv-v0'"),
     (("CartPole-v1", "--hyperparameters", '{"n_stepz": 4}'), "hyperparameters: 'n_stepz' extra inputs are not permitted"),
     (("CartPole-v1", "--hyperparameters", '{"clip_range": -1}'), "hyperparameters: 'clip_range' input should be greater than 0"),
     (("CartPole-v1", "--hyperparameters", "[1, 2]"), "neither a JSON object nor an existing file"),
@@ -52,7 +52,32 @@ def test_rl_errors_exit_2_with_one_clear_message(run_cli, args, message):
     result = run_cli("rl", *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr, result.stderr
-    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_rl_refuses_a_file_a_personalization_experiment_and_another_environments_run(run_cli, tmp_path):
+    (tmp_path / "file").write_text("")
+    run = tmp_path / "run"
+    assert run_cli("rl", "CartPole-v1", "--steps", "128", "--hyperparameters", FAST, "--experiment-dir", run,
+                   "--eval-episodes", "0", "--quiet").exit_code == 0
+    assert run_cli("simulate", "--scenario", "discount", "--agent", "linucb", "--examples", "100", "--batch-size", "50",
+                   "--experiment-dir", tmp_path / "shop", "--quiet").exit_code == 0
+    for directory, env_id, message in ((tmp_path / "file", "CartPole-v1", "is a file, not a directory"),
+                                       (tmp_path / "shop", "CartPole-v1", "is a personalization experiment"),
+                                       (run, "Pendulum-v1", "holds a run on CartPole-v1, not Pendulum-v1")):
+        result = run_cli("rl", env_id, "--steps", "128", "--experiment-dir", directory)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_show_summarizes_an_rl_run(run_cli, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli("rl", "CartPole-v1", "--steps", "128", "--hyperparameters", FAST, "--experiment-dir", run,
+                   "--eval-episodes", "0", "--quiet").exit_code == 0
+    result = run_cli("show", run)
+    assert result.exit_code == 0, result.output
+    for expected in ("CartPole-v1", "steps", "128", "approx_kl", "clip_fraction", "checkpoint-000001.pt"):
+        assert expected in result.stdout
 
 
 def test_rl_refuses_new_hyperparameters_for_an_existing_run(run_cli, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from nextbest.agents.ppo_core import PPO, PPOConfig, clipped_surrogate, generalized_advantages
+from nextbest.agents.ppo_core import PPO, PPOConfig, PPOLossSettings, clipped_surrogate, generalized_advantages, ppo_update
 from nextbest.errors import ConfigError
 from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
@@ -28,6 +28,26 @@ def test_clipped_surrogate_matches_a_hand_computation():
     loss.backward()
     # d/d log π of −ρA/3 where the unclipped term is the minimum, 0 where the clipped one is
     torch.testing.assert_close(new.grad, torch.tensor([0.0, -0.5 / 3, 2.2 / 3], dtype=torch.float64))
+
+
+def test_value_clipping_and_the_attentive_loss_weight_enter_the_loss_as_written():
+    value = torch.nn.Parameter(torch.tensor([2.0, 0.0]))  # the critic's new values of two rows
+    old_values, returns, zeros = torch.tensor([0.0, 0.0]), torch.tensor([3.0, -1.0]), torch.zeros(2)
+    sparsity = torch.tensor([3.0, 1.0])
+
+    def evaluate(rows):
+        return zeros[rows], zeros[rows], value[rows], sparsity[rows]
+
+    settings = PPOLossSettings(batch_size=2, n_epochs=1, clip_range_vf=0.5, normalize_advantage=False, vf_coef=0.5)
+    metrics = ppo_update(evaluate, zeros, zeros, returns, old_values, settings, torch.optim.SGD([value], lr=0.0),
+                         [value], torch.Generator().manual_seed(0), extra_coef=0.1)
+    # row 0: max((2 − 3)², (0 + clip(2, ±0.5) − 3)²) = max(1, 6.25); row 1: the value did not move, (0 + 1)² = 1
+    assert metrics["value_loss"] == pytest.approx((6.25 + 1.0) / 2)
+    assert metrics["extra_loss"] == pytest.approx(2.0)
+    assert metrics["loss"] == pytest.approx(0.5 * 3.625 + 0.1 * 2.0)  # policy and entropy terms are 0 here
+    unclipped = ppo_update(evaluate, zeros, zeros, returns, old_values, settings.model_copy(update={"clip_range_vf": None}),
+                           torch.optim.SGD([value], lr=0.0), [value], torch.Generator().manual_seed(0))
+    assert unclipped["value_loss"] == pytest.approx((1.0 + 1.0) / 2)
 
 
 def test_gae_with_lambda_one_is_the_discounted_return_minus_the_value():

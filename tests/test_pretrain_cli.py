@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features
 from nextbest.envs import make_scenario
 from nextbest.simulators.reward_models import fit_reward_model, held_out_metrics
@@ -110,7 +109,7 @@ def test_a_bad_history_is_refused_with_the_file_row_and_expectation(run_cli, exp
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--reward-model", "forest"), "unknown reward model 'forest'; choose one of ['gradient-boosting', 'neural']"),
+    (("--reward-model", "forest"), "unknown reward model 'forest'; choose one of ['gbm', 'neural', 'ridge']"),
     (("--steps", "-1"), "steps must be ≥ 0 and batch size positive, got -1 and 100"),
     (("--held-out", "1.5"), "held_out must be in [0, 1), got 1.5"),
     (("--threads", "0"), "--threads must be at least 1, got 0"),
@@ -119,6 +118,7 @@ def test_a_bad_history_is_refused_with_the_file_row_and_expectation(run_cli, exp
 def test_bad_options_exit_2_with_one_clear_message(run_cli, experiment, history, args, message):
     result = pretrain(run_cli, experiment, history, *args)
     assert result.exit_code == 2 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
 
 
 def test_missing_history_file_and_missing_experiment_exit_2(run_cli, experiment, tmp_path, history):
@@ -126,6 +126,11 @@ def test_missing_history_file_and_missing_experiment_exit_2(run_cli, experiment,
     assert result.exit_code == 2 and "nope.csv: file not found" in result.stderr
     result = pretrain(run_cli, tmp_path / "nowhere", history)
     assert result.exit_code == 2 and "is not an experiment directory" in result.stderr
+    rl_run = tmp_path / "cartpole"
+    assert run_cli("rl", "CartPole-v1", "--steps", "64", "--hyperparameters", '{"n_steps": 64}', "--eval-episodes", "0",
+                   "--experiment-dir", rl_run, "--quiet").exit_code == 0
+    result = pretrain(run_cli, rl_run, history)
+    assert result.exit_code == 2 and "is a `nextbest rl` run" in result.stderr, result.output
 
 
 def test_train_quiet_prints_nothing(run_cli, experiment, tmp_path):
@@ -158,7 +163,7 @@ def test_held_out_metrics_match_scikit_learn():
     assert continuous["model"] == pytest.approx(np.sqrt(1 / 3)) and continuous["constant"] == pytest.approx(np.sqrt(2 / 3))
 
 
-@pytest.mark.parametrize("name, tolerance", [("neural", 0.08), ("gradient-boosting", 0.2)])
+@pytest.mark.parametrize("name, tolerance", [("neural", 0.08), ("gbm", 0.2), ("ridge", 0.1)])
 def test_reward_models_learn_which_action_pays_in_which_segment(name, tolerance):
     # outcome ~ Bernoulli(0.8) when the action matches the segment, else Bernoulli(0.2); one noise column
     rng = np.random.default_rng(1)
@@ -166,10 +171,28 @@ def test_reward_models_learn_which_action_pays_in_which_segment(name, tolerance)
     action = rng.integers(0, 3, (3000, 1))
     outcome = (rng.random(3000) < np.where(action[:, 0] == segment, 0.8, 0.2)).astype(float)
     features = Features(segment[:, None], rng.normal(size=(3000, 1)).astype(np.float32), (3,))
-    model, check = fit_reward_model(name, features, action, outcome, ActionSpace((3,)), seed=0)
+    model, check = fit_reward_model(name, features, action[:, 0], outcome, 3, seed=0)
     assert check["improvement"] > 0.15 and check["auc"] > 0.75
     predicted = model.predict(features)  # every action for every row, counterfactuals included
     by_segment = np.stack([predicted[segment == s].mean(axis=0) for s in range(3)])
     np.testing.assert_array_equal(by_segment.argmax(axis=1), [0, 1, 2])
     np.testing.assert_allclose(np.diag(by_segment), 0.8, atol=tolerance)
     np.testing.assert_allclose(by_segment[~np.eye(3, dtype=bool)], 0.2, atol=tolerance)
+
+
+@pytest.mark.parametrize("name", ["ridge", "gbm"])
+def test_reward_model_weights_of_zero_ignore_their_rows(name):
+    # 1,000 rows where action 1 pays in segment 1, then 1,000 contradicting rows with a negligible weight
+    rng = np.random.default_rng(2)
+    segment = rng.integers(0, 2, 2000)
+    action = rng.integers(0, 2, 2000)
+    truth = (action == segment).astype(float)
+    outcome = np.concatenate([truth[:1000], 1.0 - truth[1000:]])
+    features = Features(segment[:, None], np.zeros((2000, 0), dtype=np.float32), (2,))
+    weights = np.concatenate([np.ones(1000), np.full(1000, 1e-9)])
+    model, _ = fit_reward_model(name, features, action, outcome, 2, weights=weights, held_out=0.0)
+    predicted = model.predict(features.take(np.arange(2)))  # rows of segments segment[0], segment[1]
+    expected = np.eye(2)[segment[:2]]
+    np.testing.assert_allclose(predicted, expected, atol=0.1)
+    unweighted, _ = fit_reward_model(name, features, action, outcome, 2, held_out=0.0)
+    np.testing.assert_allclose(unweighted.predict(features.take(np.arange(2))), 0.5, atol=0.1)  # the contradiction

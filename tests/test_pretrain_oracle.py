@@ -21,10 +21,10 @@ class ScenarioRewardModel(RewardModel):
     name = "scenario"
 
     def __init__(self, scenario, schema):
-        super().__init__(scenario.actions)
+        super().__init__(scenario.actions.n_joint)
         self.scenario, self.schema = scenario, schema
 
-    def fit(self, features, actions, outcomes, weights=None):
+    def fit(self, features, action, reward, weights=None):
         self.binary = True
         return self
 

@@ -27,7 +27,14 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from nextbest.agents.base import Agent, AgentSettings, Experience, Prediction
-from nextbest.agents.ppo_core import PPOLossSettings, RunningMeanStd, generalized_advantages, make_optimizer, ppo_update
+from nextbest.agents.ppo_core import (
+    PPOLossSettings,
+    RunningMeanStd,
+    generalized_advantages,
+    make_optimizer,
+    ppo_update,
+    set_learning_rate,
+)
 from nextbest.data.encoding import Features
 from nextbest.nets.device import default_device
 from nextbest.nets.distributions import MultiCategorical
@@ -222,8 +229,7 @@ class ContextualPPO(Agent):
 
     def _set_learning_rate(self, rate: float) -> None:
         self.learning_rate = rate
-        for group in self.optimizer.param_groups:
-            group["lr"] = rate
+        set_learning_rate(self.optimizer, rate)
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

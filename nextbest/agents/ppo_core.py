@@ -184,6 +184,12 @@ def make_optimizer(parameters: list[nn.Parameter], learning_rate: float, eps: fl
         return torch.optim.Adam(parameters, lr=learning_rate, eps=eps, foreach=True)
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    """Every parameter group of `optimizer` steps with `rate` from now on."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+
+
 def explained_variance(predicted: Tensor, target: Tensor) -> float:
     """1 − Var[target − predicted] / Var[target]: 1 is perfect, 0 no better than a constant, NaN if Var[target] = 0."""
     variance = float(target.var()) if len(target) > 1 else 0.0
@@ -403,8 +409,7 @@ class PPO:
 
     def _set_learning_rate(self, rate: float) -> None:
         self.learning_rate = rate
-        for group in self.optimizer.param_groups:
-            group["lr"] = rate
+        set_learning_rate(self.optimizer, rate)
 
     @torch.no_grad()
     def _collect(self, envs, observations, episode_return, episode_length):

@@ -13,7 +13,7 @@ from nextbest.data.tables import read_table, write_table
 from nextbest.envs import SCENARIOS
 from nextbest.errors import ConfigError
 from nextbest.evaluation.estimators import ESTIMATORS
-from nextbest.evaluation.reward_models import REWARD_MODELS
+from nextbest.simulators.reward_models import REWARD_MODELS
 from nextbest.training.experiment import Experiment
 
 ESTIMATORS_HELP = f"Comma-separated, from: {', '.join(ESTIMATORS)} (default: all)."

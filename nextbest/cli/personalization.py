@@ -87,7 +87,9 @@ def train(
 ) -> None:
     """Learn from an experience table and write a new checkpoint."""
     experiment = open_experiment(directory, checkpoint)
-    metrics = experiment.train(read_table(experiences), source=str(experiences), allow_duplicates=allow_duplicates)
+    table = read_table(experiences)
+    with progress_bar(f"training {experiment.hyperparameters.agent_name} on {len(table):,} rows", None, quiet=quiet):
+        metrics = experiment.train(table, source=str(experiences), allow_duplicates=allow_duplicates)
     experiment.close()
     if not quiet:
         console.print(
@@ -149,8 +151,10 @@ def simulate(
 
 @app.command()
 def show(directory: Path = typer.Argument(..., help="Experiment directory.")) -> None:
-    """Summarize an experiment: agent, schema, updates, last metrics, checkpoints."""
-    summary = describe(open_experiment(directory))
+    """Summarize an experiment: agent, schema, updates, last metrics, checkpoints (or an `nextbest rl` run)."""
+    from nextbest.cli.rl import rl_summary
+
+    summary = rl_summary(directory) or describe(open_experiment(directory))
     table = Table(show_header=False, title=str(directory))
     for key, value in summary.items():
         if isinstance(value, dict):

@@ -23,8 +23,58 @@ def make_env_fn(env_id: str):
     try:
         gymnasium.make(env_id).close()
     except gymnasium.error.Error as error:
-        raise ConfigError(f"unknown Gymnasium environment {env_id!r} ({error}); try CartPole-v1 or nextbest/OptimusPoc-v0") from None
+        raise ConfigError(f"cannot make Gymnasium environment {env_id!r} ({error}); try CartPole-v1 or nextbest/OptimusPoc-v0") from None
     return lambda: gymnasium.make(env_id)
+
+
+def read_run(directory: Path, env_id: str | None = None) -> dict[str, Any] | None:
+    """The settings of the `rl` run kept in `directory` (its hyperparameters.json), None for a new one.
+
+    Refuses a path that is a file, a personalization experiment, and a run on another environment."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--experiment-dir {directory} is a file, not a directory")
+    settings = _settings(directory)
+    if settings is None:
+        return None
+    if "env_id" not in settings:
+        raise ConfigError(f"{directory} is a personalization experiment (nextbest init or simulate), not an `rl` run; "
+                          "choose another --experiment-dir")
+    if env_id is not None and settings["env_id"] != env_id:
+        raise ConfigError(f"{directory} holds a run on {settings['env_id']}, not {env_id}; choose another --experiment-dir")
+    return settings
+
+
+def rl_summary(directory: Path) -> dict[str, Any] | None:
+    """What `nextbest show` prints for an `rl` run: environment, progress, last metrics, checkpoints;
+    None when `directory` is not one."""
+    from nextbest.training.checkpoints import checkpoint_files, read_checkpoint
+
+    settings = _settings(directory) if directory.is_dir() else None
+    if settings is None or "env_id" not in settings:
+        return None
+    found = read_checkpoint(directory / "checkpoints")
+    state = found[1] if found else {}
+    return {
+        "directory": str(directory), "agent": "ppo (nextbest rl)", "environment": settings["env_id"],
+        "seed": settings.get("seed"), "steps": state.get("steps", 0), "updates": state.get("updates", 0),
+        "last_metrics": state.get("last_metrics", {}),
+        "checkpoint": found[0].name if found else None,
+        "checkpoints": [p.name for p in checkpoint_files(directory / "checkpoints")],
+    }
+
+
+def _settings(directory: Path) -> dict[str, Any] | None:
+    """DIR/hyperparameters.json as a dict; None when there is none."""
+    import json
+
+    path = directory / "hyperparameters.json"
+    if not path.is_file():
+        return None
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path}: not readable JSON ({error})") from None
+    return settings if isinstance(settings, dict) else {}
 
 
 def set_threads(threads: int) -> None:
@@ -66,8 +116,12 @@ def rl(
                           f"got {steps}, {checkpoint_every} and {eval_episodes}")
     set_threads(threads)
     env_fn = make_env_fn(env_id)
-    found = read_checkpoint(experiment_dir / "checkpoints") if experiment_dir is not None else None
+    found = None
+    if experiment_dir is not None and read_run(experiment_dir, env_id) is not None:
+        found = read_checkpoint(experiment_dir / "checkpoints")
     if found is not None:
+        if "observation_space" not in found[1]:
+            raise ConfigError(f"{found[0]}: not a checkpoint of `nextbest rl`")
         if hyperparameters is not None:
             raise ConfigError(f"{experiment_dir} already holds a run (resumed from {found[0].name}); "
                               "its hyperparameters.json applies, drop --hyperparameters or choose a new directory")
@@ -85,16 +139,24 @@ def rl(
     keep = TrainerConfig().checkpoints_to_keep
     start = ppo.steps
 
+    last: dict[str, float] = {}
+
+    def save() -> None:
+        state = ppo.state_dict() | {"last_metrics": {k: float(v) for k, v in last.items()}}
+        write_checkpoint(experiment_dir / "checkpoints", ppo.updates, state, keep)
+
     with progress_bar(f"{env_id} · PPO", steps, quiet=quiet) as bar:
         def on_update(metrics: dict[str, Any]) -> None:
+            last.clear()
+            last.update(metrics)
             bar.update(completed=min(metrics["steps"] - start, steps))
             if experiment_dir is not None and ppo.updates % checkpoint_every == 0:
-                write_checkpoint(experiment_dir / "checkpoints", ppo.updates, ppo.state_dict(), keep)
+                save()
 
         history = ppo.learn(env_fn, steps, callback=on_update,
                             tensorboard_dir=experiment_dir / "tensorboard" if experiment_dir is not None else None)
     if experiment_dir is not None:
-        write_checkpoint(experiment_dir / "checkpoints", ppo.updates, ppo.state_dict(), keep)
+        save()
     returns = ppo.evaluate(env_fn, eval_episodes, seed=seed + 1_000_000) if eval_episodes else []
 
     if not quiet:

@@ -3,7 +3,7 @@
 Row i of the logs has context x_i, logged action a_i, reward r_i and logging probability
 μ_i = μ(a_i | x_i). The target policy π gives π(a | x_i) for every action a; w_i = π(a_i | x_i) / μ_i
 is the importance weight and q̂(x, a) a reward model fitted without row i (cross-fitting,
-`nextbest.evaluation.reward_models.cross_fit`).
+`nextbest.simulators.reward_models.cross_fit`).
 
     DM         V = 1/n Σ_i Σ_a π(a|x_i) q̂(x_i, a)                        (direct method)
     IPS        V = 1/n Σ_i w_i r_i                                          (Horvitz–Thompson)

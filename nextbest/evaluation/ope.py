@@ -16,7 +16,7 @@ from nextbest.evaluation.estimators import (
     Estimate, Interval, Terms, check_interval, check_logged, check_support, make_estimators, summarize,
 )
 from nextbest.evaluation.logs import Logs
-from nextbest.evaluation.reward_models import FOLDS, cross_fit, reward_model_class
+from nextbest.simulators.reward_models import FOLDS, cross_fit, reward_model_class
 
 
 @dataclass

@@ -83,6 +83,9 @@ class Experiment:
             raise ExperimentError(
                 f"{directory} is not an experiment directory (no hyperparameters.json); create one with `nextbest init`"
             )
+        if not (directory / "schema.json").is_file() and '"env_id"' in (directory / "hyperparameters.json").read_text():
+            raise ExperimentError(f"{directory} is a `nextbest rl` run (a Gymnasium environment), not an experiment of "
+                                  "tabular decisions; create one with `nextbest init`")
         hyperparameters = Hyperparameters.model_validate_json_file(directory / "hyperparameters.json")
         schema = Schema.load(directory / "schema.json")
         experiment = cls(hyperparameters, schema, directory)

@@ -106,8 +106,9 @@ def pretrain(
     data = read_history(experiment, history, source=source)
     seed = experiment.hyperparameters.seed if seed is None else seed
     weights = None if data.logging_probability is None else 1.0 / data.logging_probability
-    model, check = fit_reward_model(reward_model, data.features, data.actions, data.outcomes, experiment.action_space,
-                                    weights=weights, held_out=held_out, seed=seed)
+    space = experiment.action_space
+    model, check = fit_reward_model(reward_model, data.features, space.to_joint(data.actions), data.outcomes,
+                                    space.n_joint, weights=weights, held_out=held_out, seed=seed)
     if on_model is not None:
         on_model(check)
     # Expected reward of every joint action in every history context, under the experiment's reward.
