@@ -43,7 +43,7 @@ def test_fit_saves_inference_data_with_predictive_check_and_passing_diagnostics(
 
     idata = az.from_netcdf(fitted / "exp" / "posterior.nc")
     assert {"posterior", "sample_stats", "posterior_predictive", "observed_data"} <= set(idata.groups())
-    assert idata.posterior["beta"].shape == (2, 1000, 3)  # the defaults: 2 chains × 1000 draws
+    assert idata.posterior["beta"].shape == (2, 2000, 3)  # the defaults: 2 chains × 2000 draws
     np.testing.assert_array_equal(idata.observed_data["clicks"].values.shape, (365, 3))
     report = json.loads((fitted / "fit.json").read_text())
     assert report["diagnostics"]["passed"] and report["diagnostics"]["max_rhat"] <= 1.01

@@ -47,7 +47,7 @@ def synthesize(
 def fit(
     history: Path = typer.Argument(..., help="Channel history: date, channel, spend, impressions, clicks[, conversions, holiday]."),
     experiment_dir: Path = typer.Option(..., "--experiment-dir", help="Directory to save the posterior in."),
-    draws: int = typer.Option(1000, "--draws", help="Posterior draws per chain."),
+    draws: int = typer.Option(2000, "--draws", help="Posterior draws per chain."),
     chains: int = typer.Option(2, "--chains", help="Independent MCMC chains."),
     warmup: int = typer.Option(300, "--warmup", help="Warmup iterations per chain."),
     target_accept: float = typer.Option(0.85, "--target-accept", help="NUTS target acceptance; raise it (0.95) if there are divergences."),
