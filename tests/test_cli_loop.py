@@ -154,6 +154,9 @@ def test_bad_experiences_exit_2(run_cli, experiment, contexts, tmp_path):
     table.assign(action=1, reaction=["maybe"] * len(table)).to_csv(tmp_path / "words.csv", index=False)
     result = run_cli("train", experiment, "--experiences", tmp_path / "words.csv")
     assert result.exit_code == 2 and "column 'reaction' has 'maybe' in row 1" in result.stderr
+    table.assign(action=1, done=["1", "0", "later"] + ["1"] * (len(table) - 3)).to_csv(tmp_path / "bad_done.csv", index=False)
+    result = run_cli("train", experiment, "--experiences", tmp_path / "bad_done.csv")
+    assert result.exit_code == 2 and "column 'done' has 'later' in row 3; expected 0 or 1" in result.stderr
 
 
 @pytest.mark.parametrize(

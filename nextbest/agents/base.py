@@ -46,7 +46,7 @@ class Prediction:
         action_space.write(table, self.action)
         table["value"] = self.value.astype(np.float64)
         table["log_probability"] = self.log_probability.astype(np.float64)
-        table["done"] = np.ones(n, dtype=bool) if self.done is None else self.done.astype(bool)
+        table["done"] = np.ones(n, dtype=np.int8) if self.done is None else self.done.astype(np.int8)  # 1: the episode ends here
         table["attentive_transformer_loss"] = (
             np.zeros(n) if self.attentive_transformer_loss is None else self.attentive_transformer_loss.astype(np.float64)
         )

@@ -100,6 +100,17 @@ def numeric_column(values: pd.Series, name: str, *, source: str = "the table") -
     return array
 
 
+def flag_column(values: pd.Series, name: str, *, source: str = "the table") -> np.ndarray:
+    """A 0/1 column (such as `done`) as booleans: 0, 1, True, False, or their text; anything else names its row."""
+    text = values.astype(str).str.strip().str.lower()
+    known = {"1": True, "1.0": True, "true": True, "0": False, "0.0": False, "false": False}
+    bad = ~text.isin(list(known)) | values.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise SchemaError(f"{source}: column '{name}' has {shown(values.iloc[row])} in row {row + 1}; expected 0 or 1")
+    return text.map(known).to_numpy(dtype=bool)
+
+
 def shown(value: object) -> str:
     """A cell value as a user wrote it: 'cheap', 2, 3.5 (numpy scalars shown as plain numbers)."""
     return repr(value.item() if isinstance(value, np.generic) else value)

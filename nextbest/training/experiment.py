@@ -24,7 +24,7 @@ from nextbest.agents import Agent, Experience, agent_class
 from nextbest.agents.base import PREDICTION_COLUMNS
 from nextbest.config import Hyperparameters
 from nextbest.data.actions import ActionSpace
-from nextbest.data.encoding import Features, check_columns, encode, numeric_column, numeric_matrix
+from nextbest.data.encoding import Features, check_columns, encode, flag_column, numeric_column, numeric_matrix
 from nextbest.data.schema import Schema
 from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ExperimentError, SchemaError
@@ -162,7 +162,7 @@ class Experiment:
                 reward=rewards,
                 log_probability=log_probability,
                 value=numeric_column(experiences["value"], "value", source=source),
-                done=experiences["done"].astype(bool).to_numpy(),
+                done=flag_column(experiences["done"], "done", source=source),
             )
         )
         metrics = {"reward/mean": float(rewards.mean()), **metrics, "seconds": time.perf_counter() - started}
