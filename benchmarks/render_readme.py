@@ -4,7 +4,7 @@
     python benchmarks/render_readme.py --check   # exit 1 if README.md is not what the results say
 
 Only the text between `<!-- results:begin -->` and `<!-- results:end -->` changes; each result file
-contributes its block in file-name order, so the README's numbers are always the measured ones.
+contributes its block (in ORDER, then file-name order), so the README's numbers are always the measured ones.
 """
 
 from __future__ import annotations
@@ -16,18 +16,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# The README's order, and a heading for blocks that do not start with one.
+ORDER = {
+    "personalization": None,
+    "peers": None,
+    "ppo": "### PPO: update speed, CartPole, optimus-poc and pretraining",
+    "ope": None,
+    "budget": "### Budget allocation: fit speed and the quality of the split",
+    "planning": None,
+    "synth": "### Synthetic customers: against CTGAN's TVAE and CTGAN",
+}
 
 
 def results_markdown(results: Path) -> str:
-    """The blocks of every result file that has a "readme" string, in file-name order."""
+    """The blocks of every result file that has a "readme" string."""
     blocks = []
-    for path in sorted(results.glob("*.json")):
+    rank = {name: i for i, name in enumerate(ORDER)}
+    for path in sorted(results.glob("*.json"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem)):
         try:
             text = json.loads(path.read_text()).get("readme")
         except (ValueError, AttributeError) as error:
             raise SystemExit(f"error: {path}: not a JSON object ({error})") from None
         if isinstance(text, str) and text.strip():
-            blocks.append(f"<!-- from {results.name}/{path.name} -->\n{text.strip()}")
+            text = text.strip()
+            if not text.startswith("#") and ORDER.get(path.stem):
+                text = f"{ORDER[path.stem]}\n\n{text}"
+            blocks.append(f"<!-- from {results.name}/{path.name} -->\n{text}")
     return "\n\n".join(blocks)
 
 

@@ -48,3 +48,12 @@ def test_a_readme_without_the_markers_is_refused(project, readme):
     with pytest.raises(SystemExit, match="needs exactly one <!-- results:begin --> followed by one"):
         render_readme.main(["--readme", str(project / "README.md"), "--results", str(project / "results")])
     assert (project / "README.md").read_text() == readme
+
+
+def test_known_results_come_in_the_readme_order_with_a_heading(tmp_path):
+    (tmp_path / "budget.json").write_text(json.dumps({"readme": "| fit | 9.5 s |"}))
+    (tmp_path / "personalization.json").write_text(json.dumps({"readme": "### Personalization\n\n| agent |"}))
+    (tmp_path / "zz_new.json").write_text(json.dumps({"readme": "| new |"}))
+    text = render_readme.results_markdown(tmp_path)
+    order = [text.index(s) for s in ("### Personalization", render_readme.ORDER["budget"], "| fit | 9.5 s |", "| new |")]
+    assert order == sorted(order)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from nextbest.agents import AGENTS, DEFAULT_AGENT
-from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, open_experiment, progress_bar, save_json, split_names
+from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, open_experiment, progress_bar, save_json, split_names
 from nextbest.config import build_hyperparameters, default_hyperparameters
 from nextbest.data.schema import Schema
 from nextbest.data.tables import read_table, write_table

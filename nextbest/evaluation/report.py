@@ -20,7 +20,7 @@ from nextbest.errors import ConfigError, NextbestError
 from nextbest.evaluation.estimators import make_estimators
 from nextbest.evaluation.history import History, experience_history
 from nextbest.evaluation.logs import read_logs
-from nextbest.evaluation.ope import OpeResult, fit_expected_reward, off_policy_evaluation, target_from_experiment
+from nextbest.evaluation.ope import fit_expected_reward, off_policy_evaluation, target_from_experiment
 from nextbest.evaluation.simulation import load_simulation
 from nextbest.io import atomic_write_bytes
 from nextbest.simulators.reward_models import FOLDS, reward_model_class

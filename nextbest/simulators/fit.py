@@ -106,7 +106,6 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     total = config.warmup + config.draws
     chunk = -(-total // min(50, total))  # iterations per call; the last call's surplus iterations are dropped
     flat_start, unravel = ravel_pytree(initial_point(arrays))
-    k = len(flat_start)
 
     def whitened_potential(arrays, mode, scale):
         return lambda u: potential(unravel(mode + scale @ u), arrays)
