@@ -145,3 +145,20 @@ def test_unreadable_tables_are_named(tmp_path):
         read_table(tmp_path / "missing.csv")
     with pytest.raises(DataError, match=r"expected a .csv or .parquet file"):
         read_table(tmp_path / "table.xlsx")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a,b,c\nx,1,2,3\ny,4,5,6\n", "row 1 has 4 fields but the header names 3 columns"),  # pandas made 'x' an index
+    ("a,b\n1,2\n3,4,\n", "row 2 has 3 fields but the header names 2 columns"),
+])
+def test_a_csv_row_longer_than_the_header_is_refused_not_shifted(tmp_path, text, message):
+    (tmp_path / "long.csv").write_text(text)
+    with pytest.raises(DataError, match=f"long.csv: malformed CSV \\({message}\\)"):
+        read_table(tmp_path / "long.csv")
+
+
+def test_a_csv_with_a_byte_order_mark_and_windows_line_endings_reads_as_usual(tmp_path):
+    (tmp_path / "excel.csv").write_bytes("\ufeffregion,store\r\nNorth East,7\r\nsouth,12\r\n".encode("utf-8"))
+    table = read_table(tmp_path / "excel.csv")
+    assert list(table.columns) == ["region", "store"]
+    assert table["region"].tolist() == ["North East", "south"]

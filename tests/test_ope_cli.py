@@ -111,9 +111,9 @@ def _edit(path: Path, name: str, change) -> Path:
         ("logs.csv", lambda t: t.__setitem__("logging_probability", t["logging_probability"].astype(object)) or t.loc.__setitem__((2, "logging_probability"), "high"), "column 'logging_probability' has 'high' in row 3"),
         ("logs.csv", lambda t: t.pop("logging_probability"), "logs.csv: missing column 'logging_probability'"),
         ("logs.csv", lambda t: t.pop("reward"), "logs.csv: missing column 'reward'"),
-        ("logs.csv", lambda t: t.loc.__setitem__((1, "action"), 5), "target.csv: missing column(s) ['probability_2', 'probability_3', 'probability_4', 'probability_5']; expected one probability_<action> column for each of the 6 actions of action space [6] (the logs' column 'action' holds action 5)"),
-        ("logs.csv", lambda t: t.loc.__setitem__((1, "action"), -1), "logs.csv: column 'action' has -1 in row 2; expected an integer action from 0 to 1"),
-        ("target.csv", lambda t: t.pop("probability_1"), "target.csv: missing column(s) ['probability_1']"),
+        ("logs.csv", lambda t: t.loc.__setitem__((1, "action"), 5), "target.csv: missing column 'probability_5' for the action the logs' column 'action' holds in row 2"),
+        ("logs.csv", lambda t: t.loc.__setitem__((1, "action"), -1), "target.csv: missing column 'probability_-1' for the action the logs' column 'action' holds in row 2"),
+        ("target.csv", lambda t: t.pop("probability_1"), "target.csv: missing column 'probability_1' for the action the logs' column 'action' holds in row 2"),
         ("target.csv", lambda t: t.__init__(t.iloc[:2]), "target.csv: 2 rows, but the logs have 3"),
         ("target.csv", lambda t: t.loc.__setitem__((0, "probability_0"), None), "target.csv: column 'probability_0' is empty in row 1"),
         ("logs.csv", lambda t: t.loc.__setitem__((0, "logging_probability"), 1.0), "row 1: the logging policy chose action 0 with probability 1"),
@@ -182,9 +182,59 @@ def test_several_choice_sets_use_joint_probability_columns(run_cli, tmp_path):
     target = pd.DataFrame({f"probability_{i}_{j}": [1 / 6] * n for i in range(2) for j in range(3)})
     logs.to_csv(tmp_path / "logs.csv", index=False)
     target.to_csv(tmp_path / "target.csv", index=False)
-    result = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--estimators", "ips",
-                     "--json", tmp_path / "out.json", "--quiet")
-    assert result.exit_code == 0, result.output
-    out = json.loads((tmp_path / "out.json").read_text())
+    out = _ope_json(run_cli, tmp_path, "ips")
     assert out["actions"] == 6
     assert out["estimators"]["ips"]["estimate"] == pytest.approx(logs["reward"].mean())  # the target is the logger
+
+
+def _ope_json(run_cli, path: Path, estimators: str) -> dict:
+    """`nextbest ope path/logs.csv --target path/target.csv` succeeds; its --json output."""
+    result = run_cli("ope", path / "logs.csv", "--target", path / "target.csv", "--estimators", estimators,
+                     "--json", path / "out.json", "--quiet")
+    assert result.exit_code == 0, result.output
+    return json.loads((path / "out.json").read_text())
+
+
+def _labelled_logs(tmp_path, labels, n=60):
+    """Logs whose actions carry the given labels, logged uniformly, and the uniform target over those labels."""
+    rng = np.random.default_rng(4)
+    logs = pd.DataFrame({"segment": rng.choice(["Gold tier", "silver"], n), "store": rng.choice([7, 12], n),
+                         "action": rng.choice(labels, n), "reward": rng.integers(0, 2, n),
+                         "logging_probability": 1 / len(labels)})
+    target = pd.DataFrame({f"probability_{label}": [round(1 / len(labels), 3)] * n for label in reversed(labels)})
+    logs.to_csv(tmp_path / "logs.csv", index=False)
+    target.to_csv(tmp_path / "target.csv", index=False)
+    return logs
+
+
+@pytest.mark.parametrize("labels", [["email", "sms", "push"], [1, 2, 3], [0, 5, 10]])
+def test_actions_are_the_labels_of_the_target_columns(run_cli, tmp_path, labels):
+    logs = _labelled_logs(tmp_path, labels)  # also: 0.333 three times sums to 0.999, within rounding
+    out = _ope_json(run_cli, tmp_path, "ips,snips")
+    assert out["actions"] == 3
+    assert out["estimators"]["snips"]["estimate"] == pytest.approx(logs["reward"].mean())  # the target is the logger
+
+
+def test_a_logged_label_without_a_target_column_is_named(run_cli, tmp_path):
+    _labelled_logs(tmp_path, ["email", "sms", "push"])
+    pd.read_csv(tmp_path / "target.csv").drop(columns="probability_push").to_csv(tmp_path / "target.csv", index=False)
+    result = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--quiet")
+    assert result.exit_code == 2
+    assert "target.csv: missing column 'probability_push' for the action the logs' column 'action' holds in row" in result.stderr
+    assert "the target gives probabilities for the actions ['email', 'sms']" in result.stderr
+
+
+def test_ten_probabilities_of_a_tenth_sum_to_one_and_a_row_off_by_a_percent_is_refused(run_cli, tmp_path):
+    n = 50
+    rng = np.random.default_rng(5)
+    pd.DataFrame({"x": rng.random(n), "action": rng.integers(0, 10, n), "reward": rng.random(n),
+                  "logging_probability": 0.1}).to_csv(tmp_path / "logs.csv", index=False)
+    target = pd.DataFrame({f"probability_{a}": [0.1] * n for a in range(10)})
+    target.to_csv(tmp_path / "target.csv", index=False)
+    ok = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--estimators", "ips", "--quiet")
+    assert ok.exit_code == 0, ok.output
+    target.loc[3, "probability_0"] = 0.09
+    target.to_csv(tmp_path / "target.csv", index=False)
+    bad = run_cli("ope", tmp_path / "logs.csv", "--target", tmp_path / "target.csv", "--estimators", "ips", "--quiet")
+    assert bad.exit_code == 2
+    assert "target.csv: the probabilities in row 4 sum to 0.99 instead of 1" in bad.stderr

@@ -151,3 +151,15 @@ def test_training_metrics_reach_tensorboard(tmp_path):
     for tag in ("reward/mean", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                 "explained_variance", "attentive_transformer_loss", "learning_rate"):
         assert tag in tags, tag
+
+
+def test_nearly_constant_rewards_keep_the_value_loss_of_order_one():
+    # Pretraining feeds a reward model's expectations (0.5 ± 0.001): dividing by their standard deviation
+    # made them ~500 and the value loss ~10⁵; the following live 0/1 rewards then blew the policy apart.
+    experiment = experiment_for("discount", "ppo-mlp", n_epochs=1)
+    contexts = make_scenario("discount").sample_contexts(256, np.random.default_rng(9))
+    features = experiment.features(contexts)
+    action = np.random.default_rng(10).integers(0, 2, (256, 1))
+    rewards = 0.5 + np.random.default_rng(11).normal(0, 0.001, 256)
+    metrics = experiment.agent.update(Experience(features, action, rewards, np.full(256, np.log(0.5))))
+    assert metrics["value_loss"] < 5.0

@@ -211,10 +211,12 @@ class ContextualPPO(Agent):
         return metrics
 
     def _reward_scale(self) -> float:
-        """Rewards are divided by their running standard deviation, so the value loss has the same
-        scale whether the reward is a conversion (0/1) or revenue in euros."""
-        std = float(np.sqrt(self.reward_stats.var[0]))
-        return std if self.reward_stats.count > 1 and std > 1e-8 else 1.0
+        """Rewards are divided by their running root mean square, so the value loss has the same scale
+        whether the reward is a conversion (0/1) or revenue in euros. Not by the standard deviation: nearly
+        constant rewards (a reward model's expectations in pretraining) would be blown up to hundreds."""
+        stats = self.reward_stats
+        rms = float(np.sqrt(stats.var[0] + stats.mean[0] ** 2))
+        return rms if stats.count > 1 and rms > 1e-8 else 1.0
 
     def _scheduled_learning_rate(self) -> float:
         c = self.config

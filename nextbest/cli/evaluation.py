@@ -24,7 +24,7 @@ REWARD_MODEL_HELP = f"Cross-fitted reward model of dm and the dr family: {', '.j
 @app.command()
 def ope(
     logs: Path = typer.Argument(..., help="Logged decisions: context columns, action, reward, logging_probability."),
-    target: Optional[Path] = typer.Option(None, "--target", help="Target policy: probability_<action> columns, one row per logged row."),
+    target: Optional[Path] = typer.Option(None, "--target", help="Target policy: one probability_<action> column per action (probability_0, probability_email, …), one row per logged row."),
     target_experiment: Optional[Path] = typer.Option(None, "--target-experiment", help="Experiment whose agent is the target policy."),
     greedy: bool = typer.Option(False, "--greedy", help="With --target-experiment: evaluate the greedy policy (predict --greedy) instead of the exploring one."),
     checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help=CHECKPOINT_HELP),
@@ -45,7 +45,7 @@ def ope(
 ) -> None:
     """Estimate what a target policy would earn per decision, from logs of another policy, with intervals."""
     from nextbest.evaluation.estimators import make_estimators
-    from nextbest.evaluation.logs import read_logs, read_target
+    from nextbest.evaluation.logs import read_logs, read_target_policy
     from nextbest.evaluation.ope import off_policy_evaluation, target_from_experiment
 
     if (target is None) == (target_experiment is None):
@@ -59,8 +59,9 @@ def ope(
     table = read_table(logs)
     if target is not None:
         target_table = read_table(target)
-        space, probabilities = read_target(target_table, table, source=str(target))
-        data = read_logs(table, space, source=str(logs), columns=split_names(columns),
+        policy = read_target_policy(target_table, table, source=str(target), logs_source=str(logs))
+        probabilities = policy.probability
+        data = read_logs(policy.logs, policy.space, source=str(logs), columns=split_names(columns),
                          categorical_columns=split_names(categorical_columns) or [])
         description = str(target)
     else:

@@ -40,6 +40,9 @@ from nextbest.errors import ConfigError, DataError
 
 Interval = Literal["bootstrap", "normal"]
 PROBABILITY_TOLERANCE = 1e-4  # CSV round-trips lose digits; a target off by more than this is a mistake
+# A target written with probabilities rounded to 3 decimals (0.333, 0.333, 0.333) sums to 0.999: accepted and
+# renormalized. A row off by more is a mistake (a missing action, a wrong column).
+SUM_TOLERANCE = 2e-3
 
 
 @dataclass(frozen=True)
@@ -321,14 +324,16 @@ def check_logged(
     _first_bad(~np.isfinite(pi).all(axis=1), f"{target}: a probability is empty or not a number in row {{row}}")
     _first_bad((pi < -PROBABILITY_TOLERANCE).any(axis=1), f"{target}: a probability is negative in row {{row}}")
     sums = pi.sum(axis=1)
-    _first_bad(np.abs(sums - 1) > PROBABILITY_TOLERANCE, f"{target}: the probabilities in row {{row}} sum to "
+    _first_bad(np.abs(sums - 1) > SUM_TOLERANCE, f"{target}: the probabilities in row {{row}} sum to "
                "{value} instead of 1; each row must give a probability to every action", sums)
+    pi = np.clip(pi, 0.0, None)
+    pi = pi / pi.sum(axis=1, keepdims=True)
     if expected_reward is not None:
         expected_reward = np.asarray(expected_reward, dtype=np.float64)
         if expected_reward.shape != pi.shape:
             raise DataError(f"expected_reward has shape {expected_reward.shape}; expected {pi.shape}")
         _first_bad(~np.isfinite(expected_reward).all(axis=1), "the reward model's prediction is not finite in row {row}")
-    return Logged(reward, action.astype(np.int64), np.minimum(mu, 1.0), np.clip(pi, 0.0, None), expected_reward)
+    return Logged(reward, action.astype(np.int64), np.minimum(mu, 1.0), pi, expected_reward)
 
 
 def check_support(logged: Logged, name: str) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 from nextbest.agents.base import PREDICTION_COLUMNS
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features, encode, numeric_column, numeric_matrix
-from nextbest.data.schema import Schema
+from nextbest.data.schema import Schema, _natural_key, category_text
 from nextbest.errors import SchemaError
 from nextbest.rewards import Reward, reaction_values
 
@@ -185,3 +185,72 @@ def read_target(
         raise SchemaError(f"{source}: {len(table)} rows, but the logs have {len(logs)}; the target must give the "
                           f"probabilities of every action for each logged row, in the same order")
     return space, numeric_matrix(table, columns, source=source)
+
+
+@dataclass
+class TargetPolicy:
+    """A target policy read from `probability_<action>` columns whose actions are labels: 0 … 15, but also
+    1 … 3, 'email', 'sms'. Index i of choice set j is the action `labels[j][i]` (labels in natural order);
+    `logs` is the logs table with its action columns recoded to those indices, ready for `read_logs`."""
+
+    space: ActionSpace
+    probability: np.ndarray  # (n, n_joint)
+    labels: list[list[str]]
+    logs: pd.DataFrame
+
+
+def read_target_policy(table: pd.DataFrame, logs: pd.DataFrame, *, source: str = "target",
+                       logs_source: str = "logs") -> TargetPolicy:
+    """The target policy of standalone logs: its actions are the labels of its `probability_<action>`
+    columns (for several choice sets `probability_<a0>_<a1>`, one column per combination), matched with
+    the logs' `action` (or `action_0`, `action_1`, …) values as text, so 3, 3.0 and '3' are one action."""
+    names = logged_action_columns(logs, logs_source)
+    found = {str(c)[len(TARGET_PREFIX):]: str(c) for c in table.columns if str(c).startswith(TARGET_PREFIX)}
+    if not found:
+        raise SchemaError(f"{source}: no columns named {TARGET_PREFIX}<action>; expected one per action ({TARGET_PREFIX}0 … "
+                          f"{TARGET_PREFIX}15, {TARGET_PREFIX}email, or {TARGET_PREFIX}0_0 … {TARGET_PREFIX}3_3 for two choice sets)")
+    columns_of: dict[tuple[str, ...], str] = {}
+    for label, column in found.items():
+        parts = (label,) if len(names) == 1 else tuple(label.split("_"))
+        if len(parts) != len(names) or "" in parts:
+            raise SchemaError(f"{source}: column '{column}' does not name an action of the logs' {len(names)} choice sets "
+                              f"{names}; expected {TARGET_PREFIX}<{'>_<'.join(names)}>")
+        columns_of[parts] = column
+    labels = [sorted({parts[j] for parts in columns_of}, key=_natural_key) for j in range(len(names))]
+    coded = logs.reset_index(drop=True).copy()
+    for name, known in zip(names, labels):
+        values = coded[name]
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
+            raise SchemaError(f"{logs_source}: column '{name}' is empty in row {row}; expected the logged action")
+        text = values.map(category_text)
+        index = pd.Index(known).get_indexer(text)
+        if (index < 0).any():
+            row = int(np.flatnonzero(index < 0)[0])
+            what = f"missing column '{TARGET_PREFIX}{text.iloc[row]}'" if len(names) == 1 else \
+                f"no {TARGET_PREFIX}<…> column names action {text.iloc[row]!r} of choice set '{name}'"
+            raise SchemaError(f"{source}: {what} for the action the logs' column '{name}' holds in row {row + 1} "
+                              f"({logs_source}); the target gives probabilities for the actions {known}")
+        coded[name] = index
+    missing = [TARGET_PREFIX + "_".join(combo) for combo in itertools.product(*labels) if combo not in columns_of]
+    if missing:
+        raise SchemaError(f"{source}: missing column(s) {missing[:5]}{' …' if len(missing) > 5 else ''}; with several choice "
+                          f"sets every combination of actions needs its column")
+    if len(table) != len(logs):
+        raise SchemaError(f"{source}: {len(table)} rows, but the logs have {len(logs)}; the target must give the "
+                          f"probabilities of every action for each logged row, in the same order")
+    probability = numeric_matrix(table, [columns_of[combo] for combo in itertools.product(*labels)], source=source)
+    return TargetPolicy(ActionSpace(tuple(len(known) for known in labels)), probability, labels, coded)
+
+
+def logged_action_columns(logs: pd.DataFrame, source: str) -> list[str]:
+    """`['action']`, or `['action_0', 'action_1', …]` for several choice sets."""
+    if "action" in logs.columns:
+        return ["action"]
+    names = []
+    while f"action_{len(names)}" in logs.columns:
+        names.append(f"action_{len(names)}")
+    if not names:
+        raise SchemaError(f"{source}: missing column 'action' (or action_0, action_1, … for several choice sets), "
+                          f"the action each logged decision took")
+    return names
