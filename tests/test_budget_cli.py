@@ -89,6 +89,29 @@ def test_holiday_changes_the_recommended_split(fitted, run_cli):
     assert h["date"] == "2026-12-24" and h["holiday"] is True
 
 
+def test_allocate_accepts_a_slashed_date_and_notes_a_day_the_history_never_had(fitted, run_cli, tmp_path):
+    import pandas as pd
+
+    shutil.copytree(fitted / "exp", tmp_path / "exp")
+    history = pd.read_parquet(tmp_path / "exp" / "history.parquet")
+    history.assign(holiday=0).to_parquet(tmp_path / "exp" / "history.parquet")  # as if fitted without holidays
+    result = run_cli("budget", "allocate", tmp_path / "exp", "--budget", 1000, "--holiday", "--date", "2026/12/24",
+                     "--json", tmp_path / "a.json", "--quiet")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["date"] == "2026-12-24"
+    assert "note: the history has no holiday: the holiday lift is not learned" in result.stderr
+    assert any("no holiday" in note for note in data["notes"])
+
+
+def test_allocate_notes_spend_beyond_the_history(fitted, run_cli):
+    result = run_cli("budget", "allocate", fitted / "exp", "--budget", 10**6, "--json", fitted / "big.json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "above any daily spend of the history" in result.stderr
+    regular = run_cli("budget", "allocate", fitted / "exp", "--budget", 300, "--json", fitted / "small.json", "--quiet")
+    assert json.loads((fitted / "small.json").read_text())["notes"] == [], regular.stderr
+
+
 def test_allocate_respects_minimums_and_maximums(fitted, run_cli):
     result = run_cli("budget", "allocate", fitted / "exp", "--budget", 1000, "--min", "search=300",
                      "--max", "social=250", "--json", fitted / "b.json", "--quiet")
@@ -166,6 +189,7 @@ def test_bad_history_row_exits_2_naming_the_row(tmp_path, run_cli):
         (["synthesize", "--output", "{tmp}/h.txt"], "expected a .csv or .parquet file"),
         (["synthesize", "--output", "{tmp}/h.csv", "--days", 10], "--days 10: expected at least 28 days"),
         (["train", "{tmp}/nothing"], "holds no fitted response model"),
+        (["train", "{tmp}/nothing", "--steps", 0], "--steps 0: expected a positive number of simulated days"),
         (["report", "{tmp}/nothing"], "holds no fitted response model"),
     ],
 )

@@ -114,3 +114,27 @@ def test_synthetic_holidays_are_the_listed_dates():
 def test_synthesize_refuses_too_little_history():
     with pytest.raises(ConfigError, match="--days 7: expected at least 28 days"):
         synthesize(days=7)
+
+
+@pytest.mark.parametrize("write", [
+    lambda d: d.dt.strftime("%Y/%m/%d"),                   # slashes
+    lambda d: d.dt.strftime("%Y-%m-%d 00:00:00"),          # a spreadsheet's datetime
+    lambda d: d.dt.strftime("%Y-%m-%dT23:30:00+01:00"),    # local time with an offset: the written date counts
+    lambda d: d.dt.tz_localize("Asia/Tokyo"),              # Parquet timestamps with a time zone
+    lambda d: d.dt.date,                                   # Parquet dates (datetime.date objects)
+])
+def test_dates_in_other_common_forms_read_as_the_same_days(table, write):
+    dates = pd.to_datetime(table["date"])
+    history = validate_history(table.assign(date=write(dates)))
+    np.testing.assert_array_equal(history.dates, np.unique(dates.to_numpy().astype("datetime64[D]")))
+
+
+def test_ambiguous_day_month_dates_are_refused(table):
+    bad = table.assign(date=pd.to_datetime(table["date"]).dt.strftime("%d/%m/%Y"))
+    with pytest.raises(DataError, match="row 1: date '01/01/2025' is not a date; expected YYYY-MM-DD"):
+        validate_history(bad)
+
+
+def test_an_infinite_spend_is_shown_as_a_plain_number(table):
+    with pytest.raises(DataError, match=r"row 2: spend inf is not a finite number$"):
+        validate_history(_bad(table, 2, "spend", np.float64("inf")))

@@ -146,6 +146,9 @@ def test_experience_prior_pulls_each_pair_toward_the_states_pooled_behaviour():
     (lambda t: t.assign(reward=[1, 0, "lots", 5, 0, 1, 1]), r"row 3: reward 'lots' is not a finite number"),
     (lambda t: t.assign(next_state=["a", None, "b", "a", "a", None, "c"]), r"row 2: next_state is empty \(it may be empty only when done is true\)"),
     (lambda t: t.assign(action=["x", "x", "x", None, "x", "x", "x"]), r"row 4: action is empty"),
+    (lambda t: t.assign(reward=[1, 0, np.inf, 5, 0, 1, 1]), r"row 3: reward inf is not a finite number$"),
+    (lambda t: t.assign(reward=[1, 0, 2, np.nan, 0, 1, 1]), r"row 4: reward is empty$"),
+    (lambda t: t.assign(done=[0, 0, 0, 0, 0, 1, np.nan]), r"row 7: done is empty$"),
 ])
 def test_experience_errors_name_the_row_and_what_was_expected(change, message):
     with pytest.raises(DataError, match=f"^log.csv: {message}"):

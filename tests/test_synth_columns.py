@@ -67,3 +67,23 @@ def test_a_constant_column_with_empty_cells_is_fine_and_conditions_parse():
     assert spec.column("a").missing
     assert parse_conditions("b = y, b=z", spec) == {"b": "z"}
     assert parse_conditions({"b": "x"}, spec) == {"b": "x"}
+
+
+@pytest.mark.parametrize("dates", [
+    pd.date_range("2020-01-01", periods=150, freq="D"),                       # a Parquet timestamp column
+    pd.date_range("2020-01-01", periods=150, freq="D").strftime("%Y-%m-%d"),  # dates as text
+])
+def test_a_date_column_is_refused_as_dates_not_as_an_identifier(dates):
+    table = pd.DataFrame({"signup": dates, "spend": np.arange(150.0)})
+    with pytest.raises(DataError, match="t.csv: column 'signup' holds dates, which the generators do not model; "
+                                        r"give them as numbers \(e.g. days since a date\) or drop the column"):
+        infer_spec(table, source="t.csv")
+
+
+def test_conditions_name_an_unknown_column_and_read_booleans_in_any_case():
+    from nextbest.errors import ConfigError
+
+    spec = infer_spec(pd.DataFrame({"opted_in": [True, False] * 6, "b": list("xyz") * 4}))
+    assert parse_conditions("opted_in=true", spec) == parse_conditions("opted_in=1", spec) == {"opted_in": "True"}
+    with pytest.raises(ConfigError, match="condition tier=gold: unknown column 'tier'; the table has columns"):
+        parse_conditions("tier=gold", spec)

@@ -9,7 +9,8 @@ Expected clicks are posterior means of the expected count (the 90% interval is a
 of that expectation: the model's uncertainty, not the day-to-day noise of the counts). Baselines:
 `historical` (the marketers' average split on such days), `equal`, `optimizer` (the recommendation
 itself), `allocator` (the trained PPO allocator, when there is one) and, given the true parameters
-of a synthetic history, `true_optimum`, with every allocation's `true_clicks`.
+of a synthetic history, `true_optimum`, with every allocation's `true_clicks`. `notes` says what
+the figures rest on beyond the history (a kind of day it never had, spend above its range).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nextbest.budget.experiment import BudgetExperiment
+from nextbest.budget.history import ChannelHistory
 from nextbest.budget.optimize import Bounds, allocate_shares, optimize
 from nextbest.simulators.response import DayResponse, ResponseParameters
 
@@ -82,7 +84,26 @@ def recommend(
         "bounds": bounds.to_dict(channels),
         **figures["optimizer"],
         "baselines": figures,
+        "notes": notes(experiment.history, splits["optimizer"], holiday),
     }
+
+
+def notes(history: ChannelHistory, spend: np.ndarray, holiday: bool) -> list[str]:
+    """What the figures of allocating `spend` (channels,) rest on beyond the history: a kind of day
+    it never had (its effect is then the prior's), or channel spends above any in the history."""
+    said = []
+    if (history.holiday == int(holiday)).sum() == 0:
+        kind = "holiday" if holiday else "day that is not a holiday"
+        said.append(f"the history has no {kind}: the holiday lift is not learned from the data (it is its prior, "
+                    "Normal(0, 0.5) on the log scale), and the historical split is the one of all days")
+    above = []
+    for c, name in enumerate(history.channels):
+        if spend[c] > history.spend[:, c].max():
+            above.append(f"'{name}' {spend[c]:.2f} (at most {history.spend[:, c].max():.2f} in the history)")
+    if above:
+        said.append("the recommended spend is above any daily spend of the history for " + ", ".join(above)
+                    + ": the response there is extrapolated by the fitted power law")
+    return said
 
 
 def _allocator(directory: Path):

@@ -18,10 +18,15 @@ import numpy as np
 import pandas as pd
 
 from nextbest.data.tables import read_table, write_table
-from nextbest.errors import DataError
+from nextbest.errors import ConfigError, DataError
 
 REQUIRED = ["date", "channel", "spend", "impressions", "clicks"]
 OPTIONAL = ["conversions", "holiday"]
+DATE_FORMS = "YYYY-MM-DD (YYYY/MM/DD and a time after the date are accepted too)"
+# Year, month, day (separated by - / or .), then an optional time of day and UTC offset, which are
+# ignored: a row is a day, and its date is the one written (never shifted to another time zone).
+_DATE = (r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})"
+         r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?)?")
 
 
 @dataclass(frozen=True)
@@ -181,16 +186,38 @@ def _row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Calendar dates (datetime64, NaT where a value is not a date) from date-like values: datetimes
+    (time-zone aware ones keep their local date), `datetime.date`s, or text such as `2025-01-03`,
+    `2025/01/03` or `2025-01-03 00:00:00+01:00`. Ambiguous forms such as `03/01/2025` are not dates."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        local = values.dt.tz_localize(None) if getattr(values.dt, "tz", None) is not None else values
+        return local.dt.floor("D")
+    fields = values.astype(str).str.strip().str.extract(f"^{_DATE}$").astype(float)
+    fields.columns = ["year", "month", "day"]
+    return pd.to_datetime(fields, errors="coerce")
+
+
+def parse_date(text: str, flag: str) -> str:
+    """One date given on the command line, as YYYY-MM-DD; ConfigError naming `flag` otherwise."""
+    parsed = parse_dates(pd.Series([text], dtype=object)).iloc[0]
+    if pd.isna(parsed):
+        raise ConfigError(f"{flag} {text!r} is not a date; expected {DATE_FORMS}")
+    return parsed.strftime("%Y-%m-%d")
+
+
 def _dates(column: pd.Series, source: str) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(column):
-        parsed = column
-    else:
-        parsed = pd.to_datetime(column.astype(str).str.strip(), format="%Y-%m-%d", errors="coerce")
+    parsed = parse_dates(column)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = _row(bad)
-        raise DataError(f"{source}: row {row}: date {column.iloc[row - 1]!r} is not a date; expected YYYY-MM-DD")
+        raise DataError(f"{source}: row {row}: date {_shown(column.iloc[row - 1])} is not a date; expected {DATE_FORMS}")
     return parsed.to_numpy().astype("datetime64[D]")
+
+
+def _shown(value: object) -> str:
+    """A cell for a message: numpy scalars as plain numbers (inf, not np.float64(inf))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
@@ -198,7 +225,7 @@ def _numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         row = _row(bad)
-        raise DataError(f"{source}: row {row}: {name} {column.iloc[row - 1]!r} is not a finite number")
+        raise DataError(f"{source}: row {row}: {name} {_shown(column.iloc[row - 1])} is not a finite number")
     return values
 
 
@@ -233,5 +260,5 @@ def _holiday(table: pd.DataFrame, source: str) -> np.ndarray:
     bad = values.isna().to_numpy()
     if bad.any():
         row = _row(bad)
-        raise DataError(f"{source}: row {row}: holiday {column.iloc[row - 1]!r} is not 0 or 1")
+        raise DataError(f"{source}: row {row}: holiday {_shown(column.iloc[row - 1])} is not 0 or 1")
     return values.to_numpy().astype(np.int64)

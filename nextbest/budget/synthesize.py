@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextbest.budget.history import ChannelHistory
+from nextbest.budget.history import ChannelHistory, parse_date
 from nextbest.errors import ConfigError
 from nextbest.simulators.response import HARMONICS, Calendar, ResponseParameters
 
@@ -39,10 +39,7 @@ def synthesize(
         raise ConfigError(f"--channels {channels}: expected between 1 and 50 channels")
     if days < 28:
         raise ConfigError(f"--days {days}: expected at least 28 days (four weeks) of history")
-    try:
-        first = np.datetime64(start, "D")
-    except ValueError:
-        raise ConfigError(f"--start {start!r} is not a date; expected YYYY-MM-DD") from None
+    first = np.datetime64(parse_date(start, "--start"), "D")
     rng = np.random.default_rng(seed)
     names = [CHANNEL_NAMES[c] if c < len(CHANNEL_NAMES) else f"channel_{c + 1}" for c in range(channels)]
     dates = first + np.arange(days)

@@ -21,7 +21,7 @@ import numpy as np
 from nextbest.budget.experiment import BudgetExperiment
 from nextbest.budget.optimize import Bounds, allocate_shares, optimize
 from nextbest.envs.budget import BudgetAllocationEnv
-from nextbest.errors import ExperimentError
+from nextbest.errors import ConfigError, ExperimentError
 from nextbest.io import write_json
 
 # PPO settings for one-day episodes: no discount, large batches (the reward is noisy across
@@ -99,6 +99,8 @@ def train_allocator(
     from nextbest.agents.ppo_core import PPO, PPOConfig
     from nextbest.config import _validate, parse_overrides
 
+    if steps < 1:
+        raise ConfigError(f"--steps {steps}: expected a positive number of simulated days to train on")
     directory = Path(directory)
     experiment = BudgetExperiment.open(directory)
     config = _validate(PPOConfig, DEFAULTS | parse_overrides(hyperparameters), "PPO settings")

@@ -147,6 +147,8 @@ def allocate(
     result = recommend(experiment, budget_, holiday=holiday, date=_date(date), bounds=bounds, truth=_truth(truth))
     if not quiet:
         _print_allocation(result, experiment.channels)
+    for note in result["notes"]:
+        error_console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
     save_json(json_path, result)
 
 
@@ -166,14 +168,9 @@ def _limits(text: str | None, flag: str) -> dict[str, float] | None:
 
 
 def _date(text: str | None) -> str | None:
-    import numpy as np
+    from nextbest.budget.history import parse_date
 
-    if text is None:
-        return None
-    try:
-        return str(np.datetime64(text, "D"))
-    except ValueError:
-        raise ConfigError(f"--date {text!r} is not a date; expected YYYY-MM-DD") from None
+    return None if text is None else parse_date(text, "--date")
 
 
 def _truth(path: Path | None):

@@ -101,6 +101,8 @@ def _infer_column(values: pd.Series, name: str, forced: bool, max_categories: in
     if present.empty:
         raise DataError(f"{source}: column '{name}' is empty in every row; drop it")
     missing = bool(values.isna().any())
+    if not forced and pd.api.types.is_datetime64_any_dtype(values):
+        raise DataError(_dates_message(name, source))
     numeric = _as_numbers(values, name, source) if not forced and not pd.api.types.is_bool_dtype(values) else None
     if numeric is not None:
         finite = numeric[~np.isnan(numeric)]
@@ -113,11 +115,23 @@ def _infer_column(values: pd.Series, name: str, forced: bool, max_categories: in
             )
     categories = sorted({category_text(v) for v in present}, key=_natural_key)
     if len(categories) > max_categories:
+        if _all_dates(present):
+            raise DataError(_dates_message(name, source))
         raise DataError(
             f"{source}: column '{name}' has {len(categories)} distinct values, more than max_categories="
             f"{max_categories}; drop an identifier column, or raise max_categories in the hyperparameters"
         )
     return Column(name=name, kind="categorical", dtype=_dtype(present), categories=categories, missing=missing)
+
+
+def _all_dates(present: pd.Series) -> bool:
+    """Whether every value is a date or a date and time written in ISO form (2025-01-03, 2025-01-03 10:00)."""
+    return bool(pd.to_datetime(present.astype(str), format="ISO8601", errors="coerce").notna().all())
+
+
+def _dates_message(name: str, source: str) -> str:
+    return (f"{source}: column '{name}' holds dates, which the generators do not model; give them as numbers "
+            "(e.g. days since a date) or drop the column")
 
 
 def _as_numbers(values: pd.Series, name: str, source: str) -> np.ndarray | None:
@@ -212,10 +226,14 @@ def parse_conditions(text: str | dict[str, str] | None, spec: TableSpec) -> dict
         text = {name.strip(): value.strip() for name, value in pairs}
     conditions = {}
     for name, value in text.items():
+        if name not in spec.names:
+            raise ConfigError(f"condition {name}={value}: unknown column {name!r}; the table has columns {spec.names}")
         column = spec.column(name)
         if column.kind != "categorical":
             raise ConfigError(f"condition on '{name}': conditions apply to categorical columns; '{name}' is numeric")
         value = category_text(value)
+        if column.dtype == "bool":  # true/false/1/0 in any case name the booleans' categories 'True' and 'False'
+            value = {"true": "True", "1": "True", "false": "False", "0": "False"}.get(value.lower(), value)
         if value not in column.categories:
             raise ConfigError(f"condition {name}={value}: '{value}' is not a category of '{name}'; one of {column.categories}")
         conditions[name] = value

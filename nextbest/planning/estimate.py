@@ -92,12 +92,12 @@ def _validated(table: pd.DataFrame, source: str) -> tuple[pd.Series, pd.Series, 
         raise DataError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
                         f"an experience table has {', '.join(COLUMNS)}")
     table = table.reset_index(drop=True)
-    for column in ("state", "action"):
+    for column in ("state", "action", "reward", "done"):
         _no_empty(table[column], source, column)
     reward = pd.to_numeric(table["reward"], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(reward))
     if len(bad):
-        raise DataError(f"{source}: row {bad[0] + 1}: reward {table['reward'].iloc[bad[0]]!r} is not a finite number")
+        raise DataError(f"{source}: row {bad[0] + 1}: reward {table['reward'].tolist()[bad[0]]!r} is not a finite number")
     done = _booleans(table["done"], source)
     _no_empty(table["next_state"][~done], source, "next_state", " (it may be empty only when done is true)")
     return _integral(table["state"]), _integral(table["action"]), reward, _integral(table["next_state"]), done
@@ -115,7 +115,7 @@ def _booleans(column: pd.Series, source: str) -> np.ndarray:
     text = column.astype(str).str.strip().str.lower()
     bad = np.flatnonzero(~text.isin(TRUE | FALSE).to_numpy())
     if len(bad):
-        raise DataError(f"{source}: row {bad[0] + 1}: done is {column.iloc[bad[0]]!r}; expected true/false or 1/0")
+        raise DataError(f"{source}: row {bad[0] + 1}: done is {column.tolist()[bad[0]]!r}; expected true/false or 1/0")
     return text.isin(TRUE).to_numpy()
 
 

@@ -104,7 +104,7 @@ def _policy_from_table(table: pd.DataFrame, path: Path, mdp: FiniteMDP) -> np.nd
         weight = pd.to_numeric(table["probability"], errors="coerce").to_numpy(dtype=float)
         if not (np.isfinite(weight) & (weight >= 0)).all():
             row = int(np.flatnonzero(~(np.isfinite(weight) & (weight >= 0)))[0])
-            raise DataError(f"{path}: row {row + 1}: probability {table['probability'].iloc[row]!r} is not a number ≥ 0")
+            raise DataError(f"{path}: row {row + 1}: probability {table['probability'].tolist()[row]!r} is not a number ≥ 0")
         np.add.at(probabilities, (states, actions), weight)
     else:
         repeated = pd.Index(states).duplicated()
