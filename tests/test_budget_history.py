@@ -90,6 +90,8 @@ def test_unknown_and_missing_columns_are_named(table):
         validate_history(table.assign(cost=1.0))
     with pytest.raises(DataError, match="missing column\\(s\\) 'impressions'"):
         validate_history(table.drop(columns=["impressions"]))
+    with pytest.raises(DataError, match="missing column\\(s\\) 'date', 'channel'.*the table has 'Date', 'Channel', .*column names are lower case"):
+        validate_history(table.rename(columns={"date": "Date", "channel": "Channel"}))
 
 
 def test_holiday_must_agree_across_channels_of_a_date(table):

@@ -172,7 +172,9 @@ def _check_columns(table: pd.DataFrame, source: str) -> None:
     expected = f"expected columns {', '.join(REQUIRED)} and optionally {', '.join(OPTIONAL)}"
     missing = [c for c in REQUIRED if c not in table.columns]
     if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; {expected}")
+        has = ", ".join(map(repr, map(str, table.columns[:12])))
+        case = "; column names are lower case" if any(str(c).lower() in missing for c in table.columns) else ""
+        raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing))}; {expected} (the table has {has}{case})")
     unknown = [str(c) for c in table.columns if c not in REQUIRED + OPTIONAL]
     if unknown:
         raise DataError(f"{source}: unknown column(s) {', '.join(map(repr, unknown))}; {expected}")
