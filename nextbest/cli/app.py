@@ -9,7 +9,15 @@ from typing import Any, Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from nextbest.errors import NextbestError
 from nextbest.io import write_json
@@ -32,13 +40,15 @@ QUIET_HELP = "No progress bars or tables, for scripts."
 
 @contextmanager
 def progress_bar(description: str, total: float | None, *, quiet: bool = False) -> Iterator[Any]:
-    """A Rich progress bar; `advance(n)` on the yielded object. Silent when quiet or not a terminal."""
+    """A Rich progress bar; `advance(n)` on the yielded object. Silent when quiet or not a terminal.
+    Without a `total` (work of unknown length) it is a spinner with the elapsed time."""
+    columns = (
+        [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+        if total is not None
+        else [SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn()]
+    )
     bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        *columns,
         console=error_console,
         disable=quiet,
         transient=False,
