@@ -121,7 +121,7 @@ def ppo_update(
     s = settings
     n = len(advantages)
     totals = torch.zeros(len(METRICS))
-    zero = torch.zeros(())
+    zero = advantages.new_zeros(())
     steps, stopped_early, approx_kl_value = 0, False, 0.0
     for _epoch in range(s.n_epochs):
         order = torch.randperm(n, generator=generator).to(advantages.device)

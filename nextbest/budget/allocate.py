@@ -22,6 +22,7 @@ import numpy as np
 from nextbest.budget.experiment import BudgetExperiment
 from nextbest.budget.history import ChannelHistory
 from nextbest.budget.optimize import Bounds, allocate_shares, optimize
+from nextbest.simulators.model import PRIORS
 from nextbest.simulators.response import DayResponse, ResponseParameters
 
 INTERVAL = (0.05, 0.95)
@@ -95,11 +96,10 @@ def notes(history: ChannelHistory, spend: np.ndarray, holiday: bool) -> list[str
     if (history.holiday == int(holiday)).sum() == 0:
         kind = "holiday" if holiday else "day that is not a holiday"
         said.append(f"the history has no {kind}: the holiday lift is not learned from the data (it is its prior, "
-                    "Normal(0, 0.5) on the log scale), and the historical split is the one of all days")
-    above = []
-    for c, name in enumerate(history.channels):
-        if spend[c] > history.spend[:, c].max():
-            above.append(f"'{name}' {spend[c]:.2f} (at most {history.spend[:, c].max():.2f} in the history)")
+                    f"{PRIORS['holiday']} on the log scale), and the historical split is the one of all days")
+    most = history.spend.max(axis=0)  # (channels,)
+    above = [f"'{name}' {spend[c]:.2f} (at most {most[c]:.2f} in the history)"
+             for c, name in enumerate(history.channels) if spend[c] > most[c]]
     if above:
         said.append("the recommended spend is above any daily spend of the history for " + ", ".join(above)
                     + ": the response there is extrapolated by the fitted power law")

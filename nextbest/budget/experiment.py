@@ -28,7 +28,7 @@ from nextbest.errors import ExperimentError, NextbestError
 from nextbest.io import write_json
 from nextbest.simulators.checks import Diagnostics, diagnose, predictive_check
 from nextbest.simulators.fit import FitConfig, fit_response
-from nextbest.simulators.model import PRIORS, ModelData
+from nextbest.simulators.model import PRIORS
 from nextbest.simulators.response import Calendar, ResponseParameters
 
 
@@ -98,7 +98,6 @@ def fit_experiment(
     history = read_history(history_path)
     fit = fit_response(history, config, source=str(history_path), progress=progress)
     diagnostics = diagnose(fit.idata, config)
-    data = ModelData.from_history(history)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     temporary = directory / f".posterior.nc.tmp-{id(fit)}"
@@ -109,8 +108,8 @@ def fit_experiment(
         shutil.rmtree(directory / "allocator")
     summary = {
         "channels": history.channels,
-        "spend_center": data.spend_center,
-        "calendar": data.calendar.to_dict(),
+        "spend_center": fit.parameters.spend_center,
+        "calendar": fit.parameters.calendar.to_dict(),
         "history": _describe(history, str(history_path)),
         "fit": config.model_dump(mode="json") | {"seconds": round(fit.seconds, 2)},
         "diagnostics": diagnostics.to_dict(),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nextbest.data.encoding import shown
 from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ConfigError, DataError
 
@@ -213,13 +214,8 @@ def _dates(column: pd.Series, source: str) -> np.ndarray:
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = _row(bad)
-        raise DataError(f"{source}: row {row}: date {_shown(column.iloc[row - 1])} is not a date; expected {DATE_FORMS}")
+        raise DataError(f"{source}: row {row}: date {shown(column.iloc[row - 1])} is not a date; expected {DATE_FORMS}")
     return parsed.to_numpy().astype("datetime64[D]")
-
-
-def _shown(value: object) -> str:
-    """A cell for a message: numpy scalars as plain numbers (inf, not np.float64(inf))."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
@@ -227,7 +223,7 @@ def _numbers(column: pd.Series, name: str, source: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         row = _row(bad)
-        raise DataError(f"{source}: row {row}: {name} {_shown(column.iloc[row - 1])} is not a finite number")
+        raise DataError(f"{source}: row {row}: {name} {shown(column.iloc[row - 1])} is not a finite number")
     return values
 
 
@@ -262,5 +258,5 @@ def _holiday(table: pd.DataFrame, source: str) -> np.ndarray:
     bad = values.isna().to_numpy()
     if bad.any():
         row = _row(bad)
-        raise DataError(f"{source}: row {row}: holiday {_shown(column.iloc[row - 1])} is not 0 or 1")
+        raise DataError(f"{source}: row {row}: holiday {shown(column.iloc[row - 1])} is not 0 or 1")
     return values.to_numpy().astype(np.int64)

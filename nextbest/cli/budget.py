@@ -88,8 +88,6 @@ def fit(
 
 def _fit_summary(directory: Path) -> dict:
     """The figures of a fit for --json and the console: per-channel estimates, diagnostics, PPC."""
-    import json
-
     from nextbest.budget.experiment import BudgetExperiment
 
     experiment = BudgetExperiment.open(directory, require_diagnostics=False)
@@ -99,7 +97,7 @@ def _fit_summary(directory: Path) -> dict:
         values = {"beta": p.beta[:, c], "holiday_lift": p.holiday[:, c], "ctr": p.ctr[:, c], "trend": p.trend[:, c]}
         channels[name] = {key: {"mean": float(v.mean()), "interval_90": [float(q) for q in _quantiles(v)]}
                           for key, v in values.items()}
-    stored = json.loads((directory / "budget.json").read_text())
+    stored = experiment.summary  # budget.json, as read by open
     return {"experiment_dir": str(directory), "channels": channels, "diagnostics": stored["diagnostics"],
             "predictive_check": stored["predictive_check"], "seconds": stored["fit"]["seconds"]}
 

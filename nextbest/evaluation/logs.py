@@ -217,7 +217,7 @@ def read_target_policy(table: pd.DataFrame, logs: pd.DataFrame, *, source: str =
                               f"{names}; expected {TARGET_PREFIX}<{'>_<'.join(names)}>")
         columns_of[parts] = column
     labels = [sorted({parts[j] for parts in columns_of}, key=_natural_key) for j in range(len(names))]
-    coded = logs.reset_index(drop=True).copy()
+    coded = logs.reset_index(drop=True)  # a new frame: recoding its action columns leaves `logs` as given
     for name, known in zip(names, labels):
         values = coded[name]
         if values.isna().any():

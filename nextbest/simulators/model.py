@@ -266,7 +266,7 @@ def potential(z: dict, data: dict):
     counts = [impressions, clicks]
     log_means = [z["alpha"] + z["beta"] * data["x"] + z["holiday"] * data["holiday"][:, None] + calendar[:, None]
                  + z["trend"] * data["trend"][:, None],
-                 jnp.log(jnp.maximum(impressions, 1)) - jnp.logaddexp(0.0, -z["logit_ctr"])]  # log CTR = −softplus(−logit)
+                 _log(impressions) - jnp.logaddexp(0.0, -z["logit_ctr"])]  # log CTR = −softplus(−logit)
     log_scales = [z["inv_sqrt_dispersion"], z["inv_sqrt_click_dispersion"]]
     masks = [data["paid"], impressions > 0]
     log_density = (
@@ -278,7 +278,7 @@ def potential(z: dict, data: dict):
     )
     if "conversions" in data:
         counts.append(data["conversions"])
-        log_means.append(jnp.log(jnp.maximum(clicks, 1)) - jnp.logaddexp(0.0, -z["logit_cvr"]))
+        log_means.append(_log(clicks) - jnp.logaddexp(0.0, -z["logit_cvr"]))
         log_scales.append(z["inv_sqrt_conversion_dispersion"])
         masks.append(clicks > 0)
         log_density += normal(z["logit_cvr"], data["cvr_location"], 1.0)
