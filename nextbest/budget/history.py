@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nextbest.data.encoding import shown
+from nextbest.data.encoding import parse_flags, shown
 from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ConfigError, DataError
 
@@ -251,12 +251,8 @@ def _holiday(table: pd.DataFrame, source: str) -> np.ndarray:
     if "holiday" not in table:
         return np.zeros(len(table), np.int64)
     column = table["holiday"]
-    if column.dtype == bool:
-        return column.to_numpy().astype(np.int64)
-    text = column.astype(str).str.strip().str.lower()
-    values = text.map({"0": 0, "1": 1, "0.0": 0, "1.0": 1, "true": 1, "false": 0})
-    bad = values.isna().to_numpy()
+    flags, bad = parse_flags(column)
     if bad.any():
         row = _row(bad)
         raise DataError(f"{source}: row {row}: holiday {shown(column.iloc[row - 1])} is not 0 or 1")
-    return values.to_numpy().astype(np.int64)
+    return flags.astype(np.int64)

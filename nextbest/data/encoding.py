@@ -100,15 +100,23 @@ def numeric_column(values: pd.Series, name: str, *, source: str = "the table") -
     return array
 
 
-def flag_column(values: pd.Series, name: str, *, source: str = "the table") -> np.ndarray:
-    """A 0/1 column (such as `done`) as booleans: 0, 1, True, False, or their text; anything else names its row."""
+FLAG_TEXT = {"1": True, "1.0": True, "true": True, "yes": True, "0": False, "0.0": False, "false": False, "no": False}
+
+
+def parse_flags(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A 0/1 column as booleans, and the mask of rows that are not 0, 1, True, False, yes, no (any case)."""
     text = values.astype(str).str.strip().str.lower()
-    known = {"1": True, "1.0": True, "true": True, "0": False, "0.0": False, "false": False}
-    bad = ~text.isin(list(known)) | values.isna()
+    bad = (~text.isin(list(FLAG_TEXT)) | values.isna()).to_numpy()
+    return text.map(FLAG_TEXT).fillna(False).to_numpy(dtype=bool), bad
+
+
+def flag_column(values: pd.Series, name: str, *, source: str = "the table") -> np.ndarray:
+    """A 0/1 column (such as `done`) as booleans; the first row that is not a flag is named."""
+    flags, bad = parse_flags(values)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = int(np.flatnonzero(bad)[0])
         raise SchemaError(f"{source}: column '{name}' has {shown(values.iloc[row])} in row {row + 1}; expected 0 or 1")
-    return text.map(known).to_numpy(dtype=bool)
+    return flags
 
 
 def shown(value: object) -> str:

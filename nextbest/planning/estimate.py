@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from nextbest.data.encoding import parse_flags
 from nextbest.errors import ConfigError, DataError
 from nextbest.planning.mdp import FiniteMDP, plain_label
 from nextbest.planning.spec import DEFAULT_GAMMA
 
 COLUMNS = ("state", "action", "reward", "next_state", "done")
-TRUE, FALSE = {"true", "1", "yes", "1.0"}, {"false", "0", "no", "0.0"}
 
 
 @dataclass
@@ -110,13 +110,11 @@ def _no_empty(column: pd.Series, source: str, name: str, hint: str = "") -> None
 
 
 def _booleans(column: pd.Series, source: str) -> np.ndarray:
-    if column.dtype == bool:
-        return column.to_numpy()
-    text = column.astype(str).str.strip().str.lower()
-    bad = np.flatnonzero(~text.isin(TRUE | FALSE).to_numpy())
-    if len(bad):
-        raise DataError(f"{source}: row {bad[0] + 1}: done is {column.tolist()[bad[0]]!r}; expected true/false or 1/0")
-    return text.isin(TRUE).to_numpy()
+    flags, bad = parse_flags(column)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source}: row {row + 1}: done is {column.tolist()[row]!r}; expected true/false or 1/0")
+    return flags
 
 
 def _integral(column: pd.Series) -> pd.Series:
