@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,8 +52,11 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(world, run_cli
     reopened = Experiment.open(directory)
     assert reopened.checkpoint.name == "checkpoint-000001.pt"
     assert reopened.progress.updates == 1 and reopened.skipped_checkpoints
-    result = run_cli("show", directory)
+    result = run_cli("show", directory, "--json", directory / "show.json")
     assert result.exit_code == 0 and "unreadable checkpoint" in result.stderr
+    summary = json.loads((directory / "show.json").read_text())
+    assert summary["checkpoint"] == "checkpoint-000001.pt" and summary["updates"] == 1
+    assert "checkpoint-000002.pt" in summary["checkpoints"]  # listed, though unreadable
 
 
 def test_a_run_killed_after_storing_experiences_resumes_and_trains_them_once(world, monkeypatch):

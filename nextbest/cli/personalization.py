@@ -150,7 +150,10 @@ def simulate(
 
 
 @app.command()
-def show(directory: Path = typer.Argument(..., help="Experiment directory.")) -> None:
+def show(
+    directory: Path = typer.Argument(..., help="Experiment directory."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+) -> None:
     """Summarize an experiment: agent, schema, updates, last metrics, checkpoints (or an `nextbest rl` run)."""
     from nextbest.cli.rl import rl_summary
 
@@ -161,8 +164,9 @@ def show(directory: Path = typer.Argument(..., help="Experiment directory.")) ->
             value = ", ".join(f"{name} {number:.4g}" for name, number in value.items()) or "—"
         elif isinstance(value, list):
             value = ", ".join(map(str, value)) or "—"
-        table.add_row(key.replace("_", " "), str(value))
+        table.add_row(key.replace("_", " "), "—" if value is None else str(value))
     console.print(table)
+    save_json(json_path, summary)
 
 
 @app.command()
