@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from nextbest.data.encoding import parse_flags
+from nextbest.data.encoding import parse_flags, shown
 from nextbest.errors import ConfigError, DataError
 from nextbest.planning.mdp import FiniteMDP, plain_label
 from nextbest.planning.spec import DEFAULT_GAMMA
@@ -113,7 +113,7 @@ def _booleans(column: pd.Series, source: str) -> np.ndarray:
     flags, bad = parse_flags(column)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: row {row + 1}: done is {column.tolist()[row]!r}; expected true/false or 1/0")
+        raise DataError(f"{source}: row {row + 1}: done is {shown(column.iloc[row])}; expected true/false or 1/0")
     return flags
 
 
