@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-core
 # torch==2.13.0 is a CPU wheel on local disk on our machines; the find-links entry is harmless elsewhere.
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/nextbest simulate --scenario optimus-poc --experiment-dir runs/demo --seed 0
 
-test: $(STAMP)
+# Lint first: the import layers (pyproject.toml [tool.importlinter]) and ruff, then the suite.
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Peer libraries (Stable-Baselines3, Vowpal Wabbit, MABWiser, SDV, …) live in a separate venv so that

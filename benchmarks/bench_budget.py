@@ -42,7 +42,7 @@ def worker(kind: str, seed: int, output: Path) -> None:
     history, _ = synthesize(3, 365, seed)
     if kind == "nextbest":
         import arviz  # noqa: F401  (imports are excluded from both timings; the fit returns InferenceData)
-        import numpyro.infer  # noqa: F401
+        import numpyro.infer
 
         from nextbest.simulators.fit import FitConfig, fit_response
 

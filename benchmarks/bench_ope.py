@@ -67,7 +67,7 @@ def extract(sdist: Path, draws: int = 1_000_000) -> None:
 
     with tarfile.open(sdist) as tar:
         root = tar.getnames()[0].split("/")[0]
-        read = lambda member: tar.extractfile(f"{root}/{member}").read()  # noqa: E731
+        read = lambda member: tar.extractfile(f"{root}/{member}").read()
         prior = yaml.safe_load(read("obp/policy/conf/prior_bts.yaml"))["all"]
         logs = {p: pd.read_csv(io.BytesIO(read(f"obp/dataset/obd/{p}/all/all.csv")), index_col=0) for p in ("random", "bts")}
     OBD.mkdir(parents=True, exist_ok=True)

@@ -304,7 +304,7 @@ def readme(results: list[dict], settings: dict, versions: dict) -> str:
 
 
 def figure(results: list[dict], path: Path) -> None:
-    from nextbest import plots
+    from nextbest.evaluation import plots
 
     scenarios = list(dict.fromkeys(r["scenario"] for r in results))
     agents = list(dict.fromkeys(r["agent"] for r in results))

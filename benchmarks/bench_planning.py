@@ -36,10 +36,10 @@ import scipy
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nextbest.io import write_json  # noqa: E402
-from nextbest.planning import policy_evaluation, q_values, value_iteration  # noqa: E402
-from nextbest.planning.operators import row_max  # noqa: E402
-from nextbest.planning.random_mdp import random_mdp  # noqa: E402
+from nextbest.io import write_json
+from nextbest.planning import policy_evaluation, q_values, value_iteration
+from nextbest.planning.operators import row_max
+from nextbest.planning.random_mdp import random_mdp
 
 try:
     import mdptoolbox.mdp

@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nextbest.generative import GENERATORS  # noqa: E402
-from nextbest.generative.columns import infer_spec  # noqa: E402
-from nextbest.generative.datasets import cdnow_customers, crm_customers  # noqa: E402
-from nextbest.generative.quality import quality_report  # noqa: E402
-from nextbest.io import write_json  # noqa: E402
+from nextbest.generative import GENERATORS
+from nextbest.generative.columns import infer_spec
+from nextbest.generative.datasets import cdnow_customers, crm_customers
+from nextbest.generative.quality import quality_report
+from nextbest.io import write_json
 
 EPOCHS = 80
 TRAIN, HOLDOUT = 4000, 1000

@@ -95,11 +95,11 @@ class Hyperparameters(BaseModel):
         return write_json(path, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Hyperparameters":
+    def load(cls, path: str | Path) -> Hyperparameters:
         return cls.model_validate_json_file(path)
 
     @classmethod
-    def model_validate_json_file(cls, path: str | Path) -> "Hyperparameters":
+    def model_validate_json_file(cls, path: str | Path) -> Hyperparameters:
         data = _parse_json(Path(path).read_text(), str(path))
         hyperparameters = _validate(cls, data, str(path))
         hyperparameters.agent_config()

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from nextbest.checkpoints import checkpoint_files, read_checkpoint, write_checkpoint
 from nextbest.config import build_hyperparameters
 from nextbest.envs import make_scenario
 from nextbest.errors import ExperimentError
 from nextbest.training import experiment as experiment_module
-from nextbest.training.checkpoints import checkpoint_files, read_checkpoint, write_checkpoint
 from nextbest.training.experiment import Experiment
 
 

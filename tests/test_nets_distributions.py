@@ -15,7 +15,6 @@ from nextbest.nets.distributions import Categorical, MultiCategorical, SimplexGa
 from nextbest.nets.heads import ActionSpec, PolicyHead
 
 
-
 @pytest.fixture(autouse=True)
 def _double_precision():
     """Compare in float64 so that tolerances test the formulas, not rounding."""

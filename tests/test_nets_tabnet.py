@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from nextbest.nets.mlp import MLPEncoder
 from nextbest.nets.sparse import entmax15, sparsemax
 from nextbest.nets.tabnet import TabNetEncoder
-from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 
 def _threshold(z: np.ndarray, mass, lo: float, hi: float) -> float:

@@ -16,7 +16,7 @@ from nextbest.evaluation.estimators import (
     SwitchDR,
     make_estimators,
 )
-from nextbest.simulators.reward_models import Ridge, RewardModel, cross_fit
+from nextbest.simulators.reward_models import RewardModel, Ridge, cross_fit
 
 # A tiny log: 3 rows, 2 actions.
 REWARD = np.array([1.0, 0.0, 2.0])

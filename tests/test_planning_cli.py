@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_planning_models import JOURNEY as SPEC  # one example journey for both files
 
 from nextbest.planning import from_gymnasium, policy_evaluation, value_iteration
-from test_planning_models import JOURNEY as SPEC  # one example journey for both files
 
 
 def test_plan_frozenlake_writes_the_json_contract_and_prints_the_grid(run_cli, tmp_path):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from nextbest.agents.ppo_core import PPO, PPOConfig, PPOLossSettings, clipped_surrogate, generalized_advantages, ppo_update
 from nextbest.errors import ConfigError
-from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 FAST = dict(n_envs=8, n_steps=32, batch_size=64, n_epochs=4, learning_rate=3e-3)
 

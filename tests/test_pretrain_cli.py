@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from nextbest.data.encoding import Features
 from nextbest.envs import make_scenario
 from nextbest.simulators.reward_models import fit_reward_model, held_out_metrics
-from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 COLUMNS = "loyalty,device,basket_value,visits_30d,days_since_purchase"
 

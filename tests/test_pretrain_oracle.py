@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from nextbest.config import build_hyperparameters
 from nextbest.data.encoding import Features
@@ -12,7 +13,6 @@ from nextbest.envs import make_scenario
 from nextbest.simulators.reward_models import RewardModel
 from nextbest.training.experiment import Experiment
 from nextbest.training.pretrain import pretrain
-from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 
 class ScenarioRewardModel(RewardModel):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nextbest import plots
 from nextbest.envs import make_scenario
+from nextbest.evaluation import plots
 from nextbest.evaluation.history import History
 from nextbest.evaluation.simulation import load_simulation, save_simulation
 from nextbest.training.simulate import simulate

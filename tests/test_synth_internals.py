@@ -14,7 +14,7 @@ from scipy.stats import kstest
 from nextbest.generative import GENERATORS
 from nextbest.generative.datasets import crm_customers
 from nextbest.generative.gan import Conditions
-from nextbest.generative.made import MADENet, Bins
+from nextbest.generative.made import Bins, MADENet
 from nextbest.generative.transform import NormalScores
 
 

@@ -245,7 +245,7 @@ class NeuralBandit(Agent):
         best = [p.detach().clone() for p in ensemble.parameters()]
         waited = torch.zeros(members, device=self.device)
         epochs = 0
-        for epochs in range(1, c.max_epochs + 1):
+        for epochs in range(1, c.max_epochs + 1):  # noqa: B007  (read after the loop)
             if size <= c.batch_size:
                 batches: list[Any] = [slice(None)]
             else:

@@ -17,8 +17,9 @@ import io
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import gymnasium
 import numpy as np
@@ -359,7 +360,7 @@ class PPO:
         """Collect `n_envs × n_steps` environment steps, update, repeat until `total_steps` (rounded up to
         whole rollouts). `callback(metrics)` runs after every update; returning False stops training.
         Returns every update's metrics."""
-        from nextbest.training.tensorboard import MetricsWriter
+        from nextbest.tensorboard import MetricsWriter
 
         c = self.config
         if total_steps < 1:
@@ -496,7 +497,7 @@ class PPO:
         return atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "PPO":
+    def load(cls, path: str | Path) -> PPO:
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)
         except FileNotFoundError:
@@ -506,7 +507,7 @@ class PPO:
         return cls.from_state(state)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "PPO":
+    def from_state(cls, state: dict[str, Any]) -> PPO:
         ppo = cls(state["observation_space"], state["action_space"], PPOConfig(**state["config"]),
                   seed=state["seed"], simplex=state["simplex"])
         ppo.modules.load_state_dict(state["modules"])

@@ -16,9 +16,9 @@ refuses one whose MCMC diagnostics failed.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class BudgetExperiment:
         return self.parameters.channels
 
     @classmethod
-    def open(cls, directory: str | Path, *, require_diagnostics: bool = True) -> "BudgetExperiment":
+    def open(cls, directory: str | Path, *, require_diagnostics: bool = True) -> BudgetExperiment:
         directory = Path(directory)
         if not (directory / "budget.json").is_file() or not (directory / "posterior.nc").is_file():
             raise ExperimentError(

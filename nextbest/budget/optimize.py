@@ -29,7 +29,7 @@ class Bounds:
 
     @classmethod
     def create(cls, channels: list[str], minimum: dict[str, float] | None = None,
-               maximum: dict[str, float] | None = None) -> "Bounds":
+               maximum: dict[str, float] | None = None) -> Bounds:
         low, high = np.zeros(len(channels)), np.full(len(channels), np.inf)
         for values, target, name in ((minimum, low, "minimum"), (maximum, high, "maximum")):
             for channel, value in (values or {}).items():
@@ -44,7 +44,7 @@ class Bounds:
         return cls(low, high)
 
     @classmethod
-    def none(cls, n_channels: int) -> "Bounds":
+    def none(cls, n_channels: int) -> Bounds:
         return cls(np.zeros(n_channels), np.full(n_channels, np.inf))
 
     def check(self, budget: float) -> None:

@@ -13,8 +13,9 @@ allocator's posterior-mean expected clicks as a share of the optimizer's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class Allocator:
         write_json(directory / "allocator.json", {"channels": self.channels, "budget_range": list(self.budget_range)} | extra)
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Allocator":
+    def load(cls, directory: str | Path) -> Allocator:
         import json
 
         from nextbest.agents.ppo_core import PPO

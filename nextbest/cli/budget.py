@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -25,7 +24,7 @@ def synthesize(
     days: int = typer.Option(365, "--days", help="Days of history, from --start."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     output: Path = typer.Option(..., "--output", help="History table to write (CSV or Parquet)."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help="Also write the true parameters as JSON here."),
+    truth: Path | None = typer.Option(None, "--truth", help="Also write the true parameters as JSON here."),
     start: str = typer.Option("2025-01-01", "--start", help="First date, YYYY-MM-DD."),
     conversions: bool = typer.Option(True, "--conversions/--no-conversions", help="Include a conversions column."),
 ) -> None:
@@ -55,13 +54,13 @@ def fit(
     min_ess: float = typer.Option(100, "--min-ess", help="Refuse the fit below this bulk or tail effective sample size per chain."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already fitted in the directory."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Fit the Bayesian response model by MCMC; save the posterior (NetCDF) and a posterior-predictive check."""
-    from nextbest.budget.experiment import FitDiagnosticsError, fit_experiment
     from pydantic import ValidationError
 
+    from nextbest.budget.experiment import FitDiagnosticsError, fit_experiment
     from nextbest.simulators.fit import FitConfig
 
     if (experiment_dir / "budget.json").is_file() and not overwrite:
@@ -128,11 +127,11 @@ def allocate(
     directory: Path = typer.Argument(..., help=DIR_HELP),
     budget_: float = typer.Option(..., "--budget", help="The day's budget to split, in the history's currency."),
     holiday: bool = typer.Option(False, "--holiday", help="The day is a holiday."),
-    date: Optional[str] = typer.Option(None, "--date", help="The day, YYYY-MM-DD (weekday and season); default: an average day."),
-    minimum: Optional[str] = typer.Option(None, "--min", help="Per-channel minimum spend, e.g. search=100,display=50."),
-    maximum: Optional[str] = typer.Option(None, "--max", help="Per-channel maximum spend, e.g. social=400."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help=TRUTH_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    date: str | None = typer.Option(None, "--date", help="The day, YYYY-MM-DD (weekday and season); default: an average day."),
+    minimum: str | None = typer.Option(None, "--min", help="Per-channel minimum spend, e.g. search=100,display=50."),
+    maximum: str | None = typer.Option(None, "--max", help="Per-channel maximum spend, e.g. social=400."),
+    truth: Path | None = typer.Option(None, "--truth", help=TRUTH_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Recommend the split of a budget, with expected clicks and cost per click (90% intervals), next to the baselines."""
@@ -211,8 +210,8 @@ def train(
     steps: int = typer.Option(30_000, "--steps", help="Simulated days to learn from."),
     reward: str = typer.Option("neg_log_cpc", "--reward", help="neg_log_cpc (−log cost per click), clicks or conversions."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    hyperparameters: Optional[str] = typer.Option(None, "--hyperparameters", help="PPO settings as JSON, e.g. '{\"learning_rate\": 1e-3}'."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    hyperparameters: str | None = typer.Option(None, "--hyperparameters", help="PPO settings as JSON, e.g. '{\"learning_rate\": 1e-3}'."),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Train the PPO allocator in the fitted model (one posterior draw per episode); TensorBoard in DIR/tensorboard."""
@@ -231,9 +230,9 @@ def train(
 @budget.command()
 def report(
     directory: Path = typer.Argument(..., help=DIR_HELP),
-    budget_: Optional[float] = typer.Option(None, "--budget", help="Budget of the allocation comparison (default: the history's mean)."),
-    truth: Optional[Path] = typer.Option(None, "--truth", help=TRUTH_HELP),
-    output: Optional[Path] = typer.Option(None, "--output", help="Directory for the figures (default: DIR/figures)."),
+    budget_: float | None = typer.Option(None, "--budget", help="Budget of the allocation comparison (default: the history's mean)."),
+    truth: Path | None = typer.Option(None, "--truth", help=TRUTH_HELP),
+    output: Path | None = typer.Option(None, "--output", help="Directory for the figures (default: DIR/figures)."),
 ) -> None:
     """Figures: response curves with credible bands and the history, posterior-predictive check, allocations, learning curve."""
     from nextbest.budget.report import write_report

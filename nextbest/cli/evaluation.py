@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -24,23 +23,23 @@ REWARD_MODEL_HELP = f"Cross-fitted reward model of dm and the dr family: {', '.j
 @app.command()
 def ope(
     logs: Path = typer.Argument(..., help="Logged decisions: context columns, action, reward, logging_probability."),
-    target: Optional[Path] = typer.Option(None, "--target", help="Target policy: one probability_<action> column per action (probability_0, probability_email, …), one row per logged row."),
-    target_experiment: Optional[Path] = typer.Option(None, "--target-experiment", help="Experiment whose agent is the target policy."),
+    target: Path | None = typer.Option(None, "--target", help="Target policy: one probability_<action> column per action (probability_0, probability_email, …), one row per logged row."),
+    target_experiment: Path | None = typer.Option(None, "--target-experiment", help="Experiment whose agent is the target policy."),
     greedy: bool = typer.Option(False, "--greedy", help="With --target-experiment: evaluate the greedy policy (predict --greedy) instead of the exploring one."),
-    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help=CHECKPOINT_HELP),
-    estimators: Optional[str] = typer.Option(None, "--estimators", help=ESTIMATORS_HELP),
+    checkpoint: str | None = typer.Option(None, "--from-checkpoint", help=CHECKPOINT_HELP),
+    estimators: str | None = typer.Option(None, "--estimators", help=ESTIMATORS_HELP),
     reward_model: str = typer.Option("gbm", "--reward-model", help=REWARD_MODEL_HELP),
     folds: int = typer.Option(5, "--folds", help="Cross-fitting folds of the reward model."),
-    clip: Optional[float] = typer.Option(None, "--clip", help="Clip importance weights at this maximum (ips, snips, dr)."),
-    threshold: Optional[float] = typer.Option(None, "--switch-threshold", help="switch-dr's weight threshold τ (default: tuned)."),
-    shrinkage: Optional[float] = typer.Option(None, "--shrinkage", help="dr-os's shrinkage λ (default: tuned)."),
+    clip: float | None = typer.Option(None, "--clip", help="Clip importance weights at this maximum (ips, snips, dr)."),
+    threshold: float | None = typer.Option(None, "--switch-threshold", help="switch-dr's weight threshold τ (default: tuned)."),
+    shrinkage: float | None = typer.Option(None, "--shrinkage", help="dr-os's shrinkage λ (default: tuned)."),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
     interval: str = typer.Option("bootstrap", "--interval", help="'bootstrap' (percentile) or 'normal' (analytic standard error)."),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples."),
-    columns: Optional[str] = typer.Option(None, "--columns", help="Context columns of LOGS (default: all but action, reward and probabilities)."),
-    categorical_columns: Optional[str] = typer.Option(None, "--categorical-columns", help="Numeric-looking context columns to treat as categories."),
+    columns: str | None = typer.Option(None, "--columns", help="Context columns of LOGS (default: all but action, reward and probabilities)."),
+    categorical_columns: str | None = typer.Option(None, "--categorical-columns", help="Numeric-looking context columns to treat as categories."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Estimate what a target policy would earn per decision, from logs of another policy, with intervals."""
@@ -93,8 +92,8 @@ def ope(
 def evaluate(
     directory: Path = typer.Argument(..., help="Experiment directory."),
     evaluation: Path = typer.Option(..., "--evaluation", help="Context columns plus 'target_action' (or target_action_0, …) and/or expected_reward_<action> columns."),
-    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help=CHECKPOINT_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    checkpoint: str | None = typer.Option(None, "--from-checkpoint", help=CHECKPOINT_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Accuracy of the greedy policy against known best actions, overall and per action; with the oracle's
     expected_reward_<action> columns also expected reward and regret."""
@@ -126,11 +125,11 @@ def report(
     directory: Path = typer.Argument(..., help="Experiment directory."),
     format: str = typer.Option("html", "--format", help="'html' or 'markdown'."),
     ope: bool = typer.Option(True, "--ope/--no-ope", help="Include off-policy estimates on the experience store."),
-    estimators: Optional[str] = typer.Option(None, "--estimators", help=ESTIMATORS_HELP),
+    estimators: str | None = typer.Option(None, "--estimators", help=ESTIMATORS_HELP),
     reward_model: str = typer.Option("gbm", "--reward-model", help=REWARD_MODEL_HELP),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples of the off-policy intervals."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Write DIR/report/: learning curve, regret, actions over time and off-policy estimates, with PNG figures."""

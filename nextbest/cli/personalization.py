@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -27,12 +26,12 @@ def init(
     action_space: str = typer.Option(..., "--action-space", help="Choices per choice set: 16, or 4,4 for two at once."),
     columns: str = typer.Option(..., "--columns", help="Context columns in order, comma-separated."),
     categorical_columns: str = typer.Option("", "--categorical-columns", help="Which of the columns are categorical."),
-    categorical_dimensions: Optional[str] = typer.Option(
+    categorical_dimensions: str | None = typer.Option(
         None, "--categorical-dimensions", help="Categories per categorical column (values 0 … n−1), e.g. 3,4."
     ),
-    schema_from: Optional[Path] = typer.Option(None, "--schema-from", help="Context table to read vocabularies and numeric statistics from."),
+    schema_from: Path | None = typer.Option(None, "--schema-from", help="Context table to read vocabularies and numeric statistics from."),
     agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"One of: {', '.join(AGENTS)}."),
-    hyperparameters: Optional[str] = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
+    hyperparameters: str | None = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
 ) -> None:
     """Create an experiment directory from a schema and an action space."""
@@ -66,8 +65,8 @@ def predict(
     contexts: Path = typer.Option(..., "--contexts", help="Context table (CSV or Parquet)."),
     output: Path = typer.Option(..., "--output", help="Prediction table to write (CSV or Parquet)."),
     greedy: bool = typer.Option(False, "--greedy", help="Take the best action (no exploration), for evaluation."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Base prediction seed: row i gets seed + i (random if omitted)."),
-    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
+    seed: int | None = typer.Option(None, "--seed", help="Base prediction seed: row i gets seed + i (random if omitted)."),
+    checkpoint: str | None = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
 ) -> None:
     """Choose an action for every context row: the prediction table, one row per input row."""
     experiment = open_experiment(directory, checkpoint)
@@ -81,8 +80,8 @@ def train(
     directory: Path = typer.Argument(..., help="Experiment directory."),
     experiences: Path = typer.Option(..., "--experiences", help="Prediction table plus a 'reaction' column."),
     allow_duplicates: bool = typer.Option(False, "--allow-duplicates", help="Train rows that were trained before."),
-    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Continue from this checkpoint instead of the latest."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    checkpoint: str | None = typer.Option(None, "--from-checkpoint", help="Continue from this checkpoint instead of the latest."),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Learn from an experience table and write a new checkpoint."""
@@ -106,14 +105,15 @@ def simulate(
     examples: int = typer.Option(3000, "--examples", help="Decisions to simulate in all."),
     batch_size: int = typer.Option(500, "--batch-size", help="Decisions per predict → train round."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    hyperparameters: Optional[str] = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
-    experiment_dir: Optional[Path] = typer.Option(None, "--experiment-dir", help="Keep checkpoints, experiences, TensorBoard logs and the learning curve here."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    hyperparameters: str | None = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
+    experiment_dir: Path | None = typer.Option(None, "--experiment-dir", help="Keep checkpoints, experiences, TensorBoard logs and the learning curve here."),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
-    contexts_from: Optional[Path] = typer.Option(None, "--contexts-from", help="Draw the customers from the generator fitted in this directory (nextbest synth fit) instead of the scenario's."),
+    contexts_from: Path | None = typer.Option(None, "--contexts-from", help="Draw the customers from the generator fitted in this directory (nextbest synth fit) instead of the scenario's."),
 ) -> None:
     """Run predict → react → train against a built-in scenario and score the agent against its oracle."""
-    from nextbest.training.simulate import TARGET_SCORE, simulate as run
+    from nextbest.training.simulate import TARGET_SCORE
+    from nextbest.training.simulate import simulate as run
 
     contexts = None
     if contexts_from is not None:
@@ -139,8 +139,7 @@ def simulate(
         console.print(f"normalized score {result.final_score:.3f} after {result.batches[-1].examples} examples; "
                       + (f"reached {TARGET_SCORE} after {reached}" if reached is not None else f"did not reach {TARGET_SCORE}"))
     if experiment_dir is not None:
-        from nextbest import plots
-
+        from nextbest.evaluation import plots
         from nextbest.evaluation.simulation import save_simulation
 
         save_simulation(result, experiment_dir)  # what `nextbest report` draws the oracle and regret from
@@ -152,7 +151,7 @@ def simulate(
 @app.command()
 def show(
     directory: Path = typer.Argument(..., help="Experiment directory."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Summarize an experiment: agent, schema, updates, last metrics, checkpoints (or an `nextbest rl` run)."""
     from nextbest.cli.rl import rl_summary

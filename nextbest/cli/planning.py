@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -26,17 +26,17 @@ def plan_command(
                               "nextbest/GridMap-v0, any toy-text model), an MDP spec (.yaml, .yml, .json) or an "
                               "experience table (.csv, .parquet) with state, action, reward, next_state, done."),
     method: str = typer.Option("value-iteration", "--method", help=f"One of: {', '.join(METHODS)}."),
-    gamma: Optional[float] = typer.Option(None, "--gamma", help="Discount in (0, 1]; default: the spec's gamma, else 0.99."),
+    gamma: float | None = typer.Option(None, "--gamma", help="Discount in (0, 1]; default: the spec's gamma, else 0.99."),
     tolerance: float = typer.Option(1e-8, "--tolerance", help="Iterative methods stop once max |V − V*| ≤ this is guaranteed."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy to evaluate (policy-evaluation) or start from "
+    policy: Path | None = typer.Option(None, "--policy", help="Policy to evaluate (policy-evaluation) or start from "
                                           "(policy-iteration): the JSON of `plan --json`, or a table with state, action[, probability]."),
-    max_iterations: Optional[int] = typer.Option(None, "--max-iterations", help="Stop after this many iterations (default: the method's)."),
-    prior: Optional[float] = typer.Option(None, "--prior", help="Experience tables: pseudo-counts of the state's pooled behaviour "
+    max_iterations: int | None = typer.Option(None, "--max-iterations", help="Stop after this many iterations (default: the method's)."),
+    prior: float | None = typer.Option(None, "--prior", help="Experience tables: pseudo-counts of the state's pooled behaviour "
                                           "added to each state-action pair (default 1)."),
-    env_kwargs: Optional[str] = typer.Option(None, "--env-kwargs", help="Gymnasium options as JSON, e.g. '{\"is_slippery\": false}'."),
-    save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the MDP (e.g. the one estimated from experience) as a YAML or JSON spec."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the values and the greedy policy to this image (PNG, SVG, PDF)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    env_kwargs: str | None = typer.Option(None, "--env-kwargs", help="Gymnasium options as JSON, e.g. '{\"is_slippery\": false}'."),
+    save_model: Path | None = typer.Option(None, "--save-model", help="Write the MDP (e.g. the one estimated from experience) as a YAML or JSON spec."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw the values and the greedy policy to this image (PNG, SVG, PDF)."),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Solve a finite MDP exactly: optimal values, greedy policy and Q-values (or evaluate a given policy)."""

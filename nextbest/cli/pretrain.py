@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -23,10 +23,10 @@ def pretrain(
     batch_size: int = typer.Option(500, "--batch-size", help="History contexts per simulated update."),
     reward_model: str = typer.Option("neural", "--reward-model", help=f"One of: {', '.join(REWARD_MODELS)}."),
     held_out: float = typer.Option(0.2, "--held-out", help="Share of the history kept aside to check the reward model."),
-    checkpoint: Optional[str] = typer.Option(None, "--from-checkpoint", help="Start from this checkpoint instead of the latest."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: the experiment's)."),
+    checkpoint: str | None = typer.Option(None, "--from-checkpoint", help="Start from this checkpoint instead of the latest."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default: the experiment's)."),
     threads: int = typer.Option(1, "--threads", help=THREADS_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Fit a reward model on historical decisions, then train the agent against its predictions for every action."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -47,7 +47,7 @@ def read_run(directory: Path, env_id: str | None = None) -> dict[str, Any] | Non
 def rl_summary(directory: Path) -> dict[str, Any] | None:
     """What `nextbest show` prints for an `rl` run: environment, progress, last metrics, checkpoints;
     None when `directory` is not one."""
-    from nextbest.training.checkpoints import checkpoint_files, read_checkpoint
+    from nextbest.checkpoints import checkpoint_files, read_checkpoint
 
     settings = _settings(directory) if directory.is_dir() else None
     if settings is None or "env_id" not in settings:
@@ -89,27 +89,27 @@ def set_threads(threads: int) -> None:
 def rl(
     env_id: str = typer.Argument(..., help="Gymnasium environment id, e.g. CartPole-v1, Pendulum-v1, nextbest/OptimusPoc-v0."),
     steps: int = typer.Option(100_000, "--steps", help="Environment steps to train (rounded up to whole rollouts)."),
-    hyperparameters: Optional[str] = typer.Option(
+    hyperparameters: str | None = typer.Option(
         None, "--hyperparameters", help="PPO settings as a JSON object or file, e.g. '{\"n_envs\": 4, \"n_steps\": 128}'."
     ),
     simplex: bool = typer.Option(False, "--simplex", help="Box actions are shares of a whole (on the probability simplex)."),
-    experiment_dir: Optional[Path] = typer.Option(
+    experiment_dir: Path | None = typer.Option(
         None, "--experiment-dir", help="Keep hyperparameters, checkpoints and TensorBoard logs here; resumes if it has checkpoints."
     ),
     checkpoint_every: int = typer.Option(10, "--checkpoint-every", help="Updates between checkpoints (with --experiment-dir)."),
     eval_episodes: int = typer.Option(10, "--eval-episodes", help="Episodes of the deterministic policy to score at the end."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     threads: int = typer.Option(1, "--threads", help=THREADS_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Train PPO on a Gymnasium environment and score its deterministic policy."""
     import numpy as np
 
     from nextbest.agents.ppo_core import PPO, PPOConfig
+    from nextbest.checkpoints import read_checkpoint, write_checkpoint
     from nextbest.config import TrainerConfig, _validate, parse_overrides
     from nextbest.io import write_json
-    from nextbest.training.checkpoints import read_checkpoint, write_checkpoint
 
     if steps < 1 or checkpoint_every < 1 or eval_episodes < 0:
         raise ConfigError("--steps and --checkpoint-every must be positive and --eval-episodes at least 0, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -26,19 +25,19 @@ def fit(
     data: Path = typer.Argument(..., help="Customer table to learn (CSV or Parquet)."),
     model: str = typer.Option(..., "--model", help=MODELS_HELP),
     experiment_dir: Path = typer.Option(..., "--experiment-dir", help="Directory to save the fitted generator in."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Passes over the table (default: the model's)."),
-    hyperparameters: Optional[str] = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
-    categorical_columns: Optional[str] = typer.Option(None, "--categorical-columns", help=CATEGORICAL_HELP),
-    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
+    epochs: int | None = typer.Option(None, "--epochs", help="Passes over the table (default: the model's)."),
+    hyperparameters: str | None = typer.Option(None, "--hyperparameters", help=HYPERPARAMETERS_HELP),
+    categorical_columns: str | None = typer.Option(None, "--categorical-columns", help=CATEGORICAL_HELP),
+    seed: int | None = typer.Option(None, "--seed", help=SEED_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a generator already fitted in the directory."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Learn the joint distribution of a customer table and save the generator."""
     from nextbest.config import parse_overrides
+    from nextbest.figures import save
     from nextbest.generative import generator_class
     from nextbest.generative.plots import training_curve
-    from nextbest.figures import save
 
     cls = generator_class(model)
     if (experiment_dir / "checkpoints" / "latest").is_file() and not overwrite:
@@ -71,7 +70,7 @@ def sample(
     rows: int = typer.Option(..., "--rows", help="Number of synthetic rows."),
     output: Path = typer.Option(..., "--output", help="Table to write (CSV or Parquet)."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    conditions: Optional[str] = typer.Option(None, "--conditions", help="Only rows with these categories, e.g. 'segment=gold,region=north'."),
+    conditions: str | None = typer.Option(None, "--conditions", help="Only rows with these categories, e.g. 'segment=gold,region=north'."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Write synthetic rows that look like the table the generator learned."""
@@ -91,12 +90,12 @@ def sample(
 def report(
     real: Path = typer.Argument(..., help="The real table (CSV or Parquet)."),
     synthetic: Path = typer.Argument(..., help="The synthetic table, with the same columns."),
-    holdout: Optional[Path] = typer.Option(None, "--holdout", help="Real rows the generator never saw (default: 30% of REAL)."),
-    target: Optional[str] = typer.Option(None, "--target", help="Column to predict for ML efficacy (default: the last)."),
-    categorical_columns: Optional[str] = typer.Option(None, "--categorical-columns", help=CATEGORICAL_HELP),
+    holdout: Path | None = typer.Option(None, "--holdout", help="Real rows the generator never saw (default: 30% of REAL)."),
+    target: str | None = typer.Option(None, "--target", help="Column to predict for ML efficacy (default: the last)."),
+    categorical_columns: str | None = typer.Option(None, "--categorical-columns", help=CATEGORICAL_HELP),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    json_path: Optional[Path] = typer.Option(None, "--json", help=JSON_HELP),
-    html_path: Optional[Path] = typer.Option(None, "--html", help="Also write a page with the figures to this path."),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
+    html_path: Path | None = typer.Option(None, "--html", help="Also write a page with the figures to this path."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
     """Score a synthetic table: column shapes, pair trends, detection, ML efficacy, privacy."""
@@ -142,7 +141,7 @@ def _print_report(result) -> None:
 def data(
     name: str = typer.Argument(..., help="crm, crm-wide (generated) or cdnow (real, shipped)."),
     output: Path = typer.Option(..., "--output", help="Table to write (CSV or Parquet)."),
-    rows: Optional[int] = typer.Option(None, "--rows", help="Rows (generated tables: 5000 by default; cdnow: a subsample)."),
+    rows: int | None = typer.Option(None, "--rows", help="Rows (generated tables: 5000 by default; cdnow: a subsample)."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
 ) -> None:
     """Write a built-in customer table for trying the generators (nothing is downloaded)."""

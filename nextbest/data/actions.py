@@ -24,7 +24,7 @@ class ActionSpace:
             raise ConfigError(f"action space must be a list of positive integers like [16] or [2, 2], got {list(self.sizes)}")
 
     @classmethod
-    def parse(cls, text: str | list[int]) -> "ActionSpace":
+    def parse(cls, text: str | list[int]) -> ActionSpace:
         """'16', '4,4', '[4, 4]' or a list → ActionSpace."""
         if isinstance(text, str):
             try:

@@ -7,8 +7,8 @@ categories, numbers and a bias); neural agents embed the codes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ class Features:
     def n_rows(self) -> int:
         return self.numeric.shape[0]
 
-    def take(self, rows: np.ndarray | slice) -> "Features":
+    def take(self, rows: np.ndarray | slice) -> Features:
         return Features(self.categorical[rows], self.numeric[rows], self.cardinalities)
 
     @property
@@ -52,7 +52,7 @@ class Features:
         return out
 
     @staticmethod
-    def concatenate(parts: Iterable["Features"]) -> "Features":
+    def concatenate(parts: Iterable[Features]) -> Features:
         parts = list(parts)
         return Features(
             np.concatenate([p.categorical for p in parts]),

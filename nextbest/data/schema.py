@@ -35,7 +35,7 @@ class Schema(BaseModel):
     unknown_category: Literal["error", "bucket"] = "error"
 
     @model_validator(mode="after")
-    def _check(self) -> "Schema":
+    def _check(self) -> Schema:
         if not self.columns:
             raise ValueError("a schema needs at least one column")
         if len(set(self.columns)) != len(self.columns):
@@ -66,7 +66,7 @@ class Schema(BaseModel):
     def numeric_stats_known(self) -> bool:
         return all(stats is not None for stats in self.numeric.values())
 
-    def with_numeric_stats(self, table: pd.DataFrame) -> "Schema":
+    def with_numeric_stats(self, table: pd.DataFrame) -> Schema:
         """A copy whose unknown numeric statistics are computed from `table` (already validated)."""
         numeric = {}
         for name, stats in self.numeric.items():
@@ -84,7 +84,7 @@ class Schema(BaseModel):
         categorical_columns: list[str],
         categorical_dimensions: list[int] | dict[str, int],
         unknown_category: Literal["error", "bucket"] = "error",
-    ) -> "Schema":
+    ) -> Schema:
         """Categorical column c with dimension n takes the values 0 … n−1 (Optimus' convention)."""
         if isinstance(categorical_dimensions, dict):
             missing = [c for c in categorical_columns if c not in categorical_dimensions]
@@ -112,7 +112,7 @@ class Schema(BaseModel):
         *,
         source: str = "the table",
         unknown_category: Literal["error", "bucket"] = "error",
-    ) -> "Schema":
+    ) -> Schema:
         """Vocabularies (sorted) and numeric statistics from a context table."""
         missing = [c for c in columns if c not in table.columns]
         if missing:
@@ -134,7 +134,7 @@ class Schema(BaseModel):
         return write_json(path, self.model_dump())
 
     @classmethod
-    def load(cls, path: str | Path) -> "Schema":
+    def load(cls, path: str | Path) -> Schema:
         import json
 
         return cls.model_validate(json.loads(Path(path).read_text()))

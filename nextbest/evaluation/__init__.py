@@ -8,5 +8,5 @@
     target.py         `nextbest evaluate`: target actions, expected reward and regret from an oracle
     history.py        an experiment batch by batch from its experience store; regret in simulation
     simulation.py     simulation.json, the scored batches of `nextbest simulate --experiment-dir`
-    report.py         `nextbest report`: HTML or Markdown with figures from nextbest.plots
+    report.py         `nextbest report`: HTML or Markdown with figures from nextbest.evaluation.plots
 """

@@ -7,13 +7,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from nextbest.evaluation.estimators import (
-    Estimate, Interval, Terms, check_interval, check_logged, check_support, make_estimators, summarize,
+    Estimate,
+    Interval,
+    Terms,
+    check_interval,
+    check_logged,
+    check_support,
+    make_estimators,
+    summarize,
 )
 from nextbest.evaluation.logs import Logs
 from nextbest.simulators.reward_models import FOLDS, cross_fit, reward_model_class

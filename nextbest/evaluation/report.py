@@ -2,21 +2,23 @@
 
 Sections: overview, learning curve (with oracle and random lines when the run was simulated),
 regret, actions taken batch by batch, and off-policy estimates of the agent's exploring and greedy
-policies on its own experience store. Numbers are computed here; figures come from nextbest.plots.
+policies on its own experience store. Numbers are computed here; figures come from nextbest.evaluation.plots.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from nextbest.envs import SCENARIOS, make_scenario
 from nextbest.errors import ConfigError, NextbestError
+from nextbest.evaluation import plots
 from nextbest.evaluation.estimators import make_estimators
 from nextbest.evaluation.history import History, experience_history
 from nextbest.evaluation.logs import read_logs
@@ -80,7 +82,6 @@ def write_report(
     if ope:
         sections.append(_ope(experiment, scenario, figures, summary, estimators=estimators, reward_model=reward_model,
                              bootstrap_samples=bootstrap_samples, seed=seed, step=step))
-    from nextbest import plots
 
     paths = [plots.save(figure, out / name) for name, figure in figures.items()]
     path = out / ("report.html" if format == "html" else "report.md")
@@ -108,7 +109,6 @@ def _overview(experiment: Experiment, simulation: SimulationResult | None, summa
 
 
 def _learning(history: History, simulation: SimulationResult | None, figures: dict[str, Figure]) -> Section:
-    from nextbest import plots
 
     if simulation is not None:
         figures["learning_curve.png"] = plots.learning_curve(simulation)
@@ -123,7 +123,6 @@ def _learning(history: History, simulation: SimulationResult | None, figures: di
 
 
 def _regret(history: History, simulation: SimulationResult | None, figures: dict[str, Figure], summary: dict[str, Any]) -> Section:
-    from nextbest import plots
 
     figures["regret.png"] = plots.regret(history, simulation)
     rows, numbers = [], {}
@@ -142,7 +141,6 @@ def _regret(history: History, simulation: SimulationResult | None, figures: dict
 
 
 def _actions(history: History, figures: dict[str, Figure]) -> Section:
-    from nextbest import plots
 
     figures["actions.png"] = plots.action_distribution(history)
     first, last = history.action_counts[0], history.action_counts[-1]
@@ -155,7 +153,6 @@ def _actions(history: History, figures: dict[str, Figure]) -> Section:
 def _ope(experiment: Experiment, scenario: Any, figures: dict[str, Figure], summary: dict[str, Any], *,
          estimators: list[str] | None, reward_model: str, bootstrap_samples: int, seed: int,
          step: Callable[[str], None]) -> Section:
-    from nextbest import plots
 
     title = "Off-policy estimates"
     experiences = experiment.experiences()

@@ -10,8 +10,8 @@ One interface (`fit(table, schema)`, `sample(n, seed, conditions)`, `save`, `loa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ def generator_class(name: str) -> type[Generator]:
 
 def load_generator(directory: str | Path) -> Generator:
     """The generator fitted into `directory` by `Generator.save` (or `nextbest synth fit`)."""
-    from nextbest.training.checkpoints import read_checkpoint
+    from nextbest.checkpoints import read_checkpoint
 
     directory = Path(directory)
     hint = f"fit one first: nextbest synth fit DATA --model made --experiment-dir {directory}"

@@ -17,22 +17,23 @@ rejection of the rows that miss them), sampling in chunks, and the experiment di
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 
+from nextbest.checkpoints import write_checkpoint
 from nextbest.config import Section, parse_overrides
 from nextbest.data.schema import Schema
 from nextbest.errors import ConfigError, DataError, ExperimentError
 from nextbest.generative.columns import TableSpec, infer_spec, matches, parse_conditions, spec_for_schema
 from nextbest.io import write_json
 from nextbest.nets.device import default_device
-from nextbest.training.checkpoints import write_checkpoint
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 CHUNK_ROWS = 50_000  # rows generated per forward pass when sampling: bounds memory for millions of rows
@@ -76,7 +77,7 @@ class Generator:
         *,
         source: str = "the table",
         on_epoch: EpochCallback | None = None,
-    ) -> "Generator":
+    ) -> Generator:
         """Learn the joint distribution of `table`'s rows (of `schema`'s columns when given)."""
         options = {"max_categories": self.config.max_categories, "source": source}
         if isinstance(schema, TableSpec):
@@ -160,7 +161,7 @@ class Generator:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Generator":
+    def load(cls, directory: str | Path) -> Generator:
         from nextbest.generative import load_generator
 
         return load_generator(directory)

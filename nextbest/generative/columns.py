@@ -9,7 +9,8 @@ a single value, text among numbers, an identifier-like column) raise a `DataErro
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 import pandas as pd

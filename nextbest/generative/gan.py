@@ -81,7 +81,7 @@ class Conditions:
             self.first = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in self.counts]
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, sizes: list[int]) -> "Conditions":
+    def from_codes(cls, codes: np.ndarray, sizes: list[int]) -> Conditions:
         return cls([np.bincount(codes[:, j], minlength=k) for j, k in enumerate(sizes)], codes)
 
     def draw(self, n: int, rng: np.random.Generator, weights: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -213,7 +213,7 @@ class TabularGAN(Generator):
             cond = self.tensor(self.conditions.one_hot(column, category))
         out = self.generator(torch.cat([z, cond], dim=1))
         real = data[torch.as_tensor(row, device=self.device)] if data is not None else None
-        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long, device=self.device)  # noqa: E731
+        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.long, device=self.device)
         return self.activate(out), cond, out, as_tensor(column), as_tensor(category), real
 
     def _sample(self, n: int, rng: np.random.Generator, conditions: dict[str, str]) -> pd.DataFrame:

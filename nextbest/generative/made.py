@@ -48,7 +48,7 @@ class Bins:
         return len(self.atoms) + len(self.inner) + int(self.missing)
 
     @classmethod
-    def fit(cls, values: np.ndarray, bins: int) -> "Bins":
+    def fit(cls, values: np.ndarray, bins: int) -> Bins:
         missing = bool(np.isnan(values).any())
         values = values[~np.isnan(values)]
         distinct, counts = np.unique(values, return_counts=True)

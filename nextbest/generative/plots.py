@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from nextbest.generative.quality import QualityReport
 from nextbest.figures import axes as _axes
 from nextbest.figures import plt
+from nextbest.generative.quality import QualityReport
 
 REAL, SYNTHETIC = "tab:blue", "tab:orange"
 

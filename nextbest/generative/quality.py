@@ -19,8 +19,9 @@ ContingencySimilarity and detection metrics, written here because SDMetrics requ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -173,7 +174,7 @@ def _marginal(real, synthetic, column: Column, r: np.ndarray, s: np.ndarray, lab
     x, y = _numbers(real, column), _numbers(synthetic, column)
     low, high = np.nanquantile(x, [0.005, 0.995])
     edges = np.linspace(low, high if high > low else low + 1.0, 31)
-    histogram = lambda v: np.histogram(np.clip(v[~np.isnan(v)], low, high), edges)[0] / max(len(v), 1)  # noqa: E731
+    histogram = lambda v: np.histogram(np.clip(v[~np.isnan(v)], low, high), edges)[0] / max(len(v), 1)
     return {"kind": "numeric", "edges": edges.tolist(), "real": histogram(x).tolist(), "synthetic": histogram(y).tolist(),
             "empty_real": float(np.isnan(x).mean()), "empty_synthetic": float(np.isnan(y).mean())}
 
@@ -304,7 +305,7 @@ def _privacy(train, holdout, synthetic, spec: TableSpec, rng: np.random.Generato
     reference = _subsample(train, PRIVACY_REFERENCE, rng)
     embed = _embedding(reference, spec)
     index = NearestNeighbors(n_neighbors=1).fit(embed(reference))
-    closest = lambda table: index.kneighbors(embed(_subsample(table, PRIVACY_QUERIES, rng)))[0][:, 0]  # noqa: E731
+    closest = lambda table: index.kneighbors(embed(_subsample(table, PRIVACY_QUERIES, rng)))[0][:, 0]
     d_synthetic, d_holdout = closest(synthetic), closest(holdout)
     median_synthetic, median_holdout = float(np.median(d_synthetic)), float(np.median(d_holdout))
     ratio = median_synthetic / median_holdout if median_holdout > 0 else 1.0  # half the real rows have twins

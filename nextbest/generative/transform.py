@@ -32,7 +32,7 @@ class NormalScores:
         self.levels = np.linspace(0.0, 1.0, len(self.quantiles))
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> "NormalScores":
+    def fit(cls, values: np.ndarray) -> NormalScores:
         values = values[~np.isnan(values)]
         points = min(GRID_POINTS, max(len(values), 2))
         return cls(np.quantile(values, np.linspace(0.0, 1.0, points)))
@@ -90,7 +90,7 @@ class Layout:
         self.width = start
 
     @classmethod
-    def fit(cls, table: pd.DataFrame, spec: TableSpec) -> "Layout":
+    def fit(cls, table: pd.DataFrame, spec: TableSpec) -> Layout:
         scores = {c.name: NormalScores.fit(table[c.name].to_numpy(dtype=float, na_value=np.nan)) for c in spec.numeric}
         return cls(spec, scores)
 
@@ -154,7 +154,7 @@ class Layout:
         return {"scores": {name: s.quantiles for name, s in self.scores.items()}}
 
     @classmethod
-    def from_state(cls, spec: TableSpec, state: dict) -> "Layout":
+    def from_state(cls, spec: TableSpec, state: dict) -> Layout:
         return cls(spec, {name: NormalScores(q) for name, q in state["scores"].items()})
 
 

@@ -53,7 +53,7 @@ class TabularVAE(Generator):
 
     def _build(self) -> None:
         layout = self.layout
-        index = lambda values: torch.tensor(values, dtype=torch.long, device=self.device)  # noqa: E731
+        index = lambda values: torch.tensor(values, dtype=torch.long, device=self.device)
         self.score_index = index([b.start for b in layout.score_blocks])
         one_hot = layout.one_hot_blocks
         self.one_hot_index = index([i for b in one_hot for i in range(b.start, b.stop)])

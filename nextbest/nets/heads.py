@@ -36,12 +36,12 @@ class ActionSpec:
     high: tuple[float, ...] = ()
 
     @classmethod
-    def discrete(cls, sizes: tuple[int, ...] | list[int]) -> "ActionSpec":
+    def discrete(cls, sizes: tuple[int, ...] | list[int]) -> ActionSpec:
         sizes = tuple(int(s) for s in sizes)
         return cls("categorical" if len(sizes) == 1 else "multi-categorical", sizes)
 
     @classmethod
-    def from_space(cls, space: spaces.Space, simplex: bool = False) -> "ActionSpec":
+    def from_space(cls, space: spaces.Space, simplex: bool = False) -> ActionSpec:
         if simplex and not isinstance(space, spaces.Box):
             raise ConfigError(f"simplex=True needs a Box action space, got {space}")
         if isinstance(space, spaces.Discrete):

@@ -8,7 +8,8 @@ CliffWalking's goal) and no episode starts there.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

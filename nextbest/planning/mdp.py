@@ -12,8 +12,9 @@ with no special case for endings, and one sparse product computes Q for all pair
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp

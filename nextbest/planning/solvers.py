@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -234,7 +235,7 @@ class _Run:
     d: np.ndarray  # the last sweep's differences on live states
 
 
-def _iterate(backup: Callable[[np.ndarray], np.ndarray], x: np.ndarray, live: np.ndarray | slice, bounds: "_Bounds",
+def _iterate(backup: Callable[[np.ndarray], np.ndarray], x: np.ndarray, live: np.ndarray | slice, bounds: _Bounds,
              tolerance: float, max_iterations: int, callback: Callback | None,
              then: Callable[[np.ndarray], np.ndarray] | None = None) -> _Run:
     """x ← backup(x) until the bounds guarantee `tolerance`, then shift x to the bounds' midpoint.
@@ -283,7 +284,7 @@ def _report(callback: Callback | None, k: int, d: np.ndarray) -> None:
         callback(k, float(np.abs(d).max(initial=0.0)))
 
 
-def _not_converged(mdp: FiniteMDP, what: str, run: "_Run", live: np.ndarray | slice) -> None:
+def _not_converged(mdp: FiniteMDP, what: str, run: _Run, live: np.ndarray | slice) -> None:
     """With γ = 1, values that still grow mean reward collected forever: say so instead of returning garbage."""
     if run.converged or mdp.gamma < 1:
         return

@@ -49,7 +49,7 @@ class TransitionSpec(_Strict):
     done: bool = False
 
     @model_validator(mode="after")
-    def _goes_somewhere(self) -> "TransitionSpec":
+    def _goes_somewhere(self) -> TransitionSpec:
         if self.next_state is None and not self.done:
             raise ValueError("a transition needs a next_state unless it ends the episode (done: true)")
         return self

@@ -40,7 +40,7 @@ class Diagnostics:
         return asdict(self) | {"passed": self.passed}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Diagnostics":
+    def from_dict(cls, data: dict) -> Diagnostics:
         return cls(**{k: v for k, v in data.items() if k != "passed"})
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pydantic import Field
@@ -54,7 +54,7 @@ class FitConfig(Section):
 
 @dataclass
 class ResponseFit:
-    idata: "object"  # arviz.InferenceData
+    idata: object  # arviz.InferenceData
     parameters: ResponseParameters
     config: FitConfig
     seconds: float

@@ -78,7 +78,7 @@ class ModelData:
     calendar: Calendar
 
     @classmethod
-    def from_history(cls, history: ChannelHistory, source: str = "history") -> "ModelData":
+    def from_history(cls, history: ChannelHistory, source: str = "history") -> ModelData:
         """Centre the predictors; refuse histories the model cannot learn a response from."""
         paid = history.spend > 0
         log_spend = np.log(np.where(paid, history.spend, 1.0))

@@ -43,7 +43,7 @@ class Calendar:
     harmonics: int = HARMONICS
 
     @classmethod
-    def from_dates(cls, dates: np.ndarray) -> "Calendar":
+    def from_dates(cls, dates: np.ndarray) -> Calendar:
         dates = np.asarray(dates, "datetime64[D]")
         origin = dates.min() + (dates.max() - dates.min()) // 2
         years = (dates - origin).astype(float) / YEAR
@@ -63,7 +63,7 @@ class Calendar:
         return {"origin": str(self.origin), "first": self.first, "last": self.last, "harmonics": self.harmonics}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calendar":
+    def from_dict(cls, data: dict) -> Calendar:
         return cls(np.datetime64(data["origin"], "D"), data["first"], data["last"], data["harmonics"])
 
 
@@ -92,7 +92,7 @@ class DayResponse:
         """spend (..., channels) → (draws, ...) expected metric summed over channels."""
         return self.per_channel(spend).sum(axis=-1)
 
-    def mean(self) -> "MeanResponse":
+    def mean(self) -> MeanResponse:
         return MeanResponse(self)
 
 
@@ -145,11 +145,11 @@ class ResponseParameters:
     def has_conversions(self) -> bool:
         return self.cvr is not None
 
-    def take(self, draws: np.ndarray | slice) -> "ResponseParameters":
+    def take(self, draws: np.ndarray | slice) -> ResponseParameters:
         """The same parameters restricted to some draws."""
         return replace(self, **{name: getattr(self, name)[draws] for name in self.ARRAYS if getattr(self, name) is not None})
 
-    def thin(self, max_draws: int, seed: int = 0) -> "ResponseParameters":
+    def thin(self, max_draws: int, seed: int = 0) -> ResponseParameters:
         """At most `max_draws` draws, chosen at random without replacement (all of them if fewer)."""
         if self.n_draws <= max_draws:
             return self
@@ -204,7 +204,7 @@ class ResponseParameters:
         return {"channels": self.channels, "spend_center": self.spend_center, "calendar": self.calendar.to_dict(), **arrays}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ResponseParameters":
+    def from_dict(cls, data: dict) -> ResponseParameters:
         arrays = {name: np.asarray(data[name], float) for name in cls.ARRAYS if data.get(name) is not None}
         return cls(channels=list(data["channels"]), spend_center=np.asarray(data["spend_center"], float),
                    calendar=Calendar.from_dict(data["calendar"]), **arrays)

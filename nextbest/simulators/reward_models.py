@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class RewardModel(ABC):
 
     @abstractmethod
     def fit(self, features: Features, action: np.ndarray, reward: np.ndarray,
-            weights: np.ndarray | None = None) -> "RewardModel":
+            weights: np.ndarray | None = None) -> RewardModel:
         """Learn from n rows: features, action (n,) joint index, reward (n,), optional weights (n,)."""
 
     @abstractmethod

@@ -22,6 +22,7 @@ import pandas as pd
 
 from nextbest.agents import Agent, Experience, agent_class
 from nextbest.agents.base import PREDICTION_COLUMNS
+from nextbest.checkpoints import read_checkpoint, write_checkpoint
 from nextbest.config import Hyperparameters
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features, check_columns, encode, flag_column, numeric_column, numeric_matrix
@@ -30,8 +31,7 @@ from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ExperimentError, SchemaError
 from nextbest.rewards import Reward, make_reward, reaction_values
 from nextbest.seeding import fresh_seed
-from nextbest.training.checkpoints import read_checkpoint, write_checkpoint
-from nextbest.training.tensorboard import MetricsWriter
+from nextbest.tensorboard import MetricsWriter
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Experiment:
 
     # --- creating and opening -------------------------------------------------------------------
     @classmethod
-    def create(cls, directory: str | Path | None, hyperparameters: Hyperparameters, schema: Schema) -> "Experiment":
+    def create(cls, directory: str | Path | None, hyperparameters: Hyperparameters, schema: Schema) -> Experiment:
         """A new experiment; refuses a directory that already holds one."""
         experiment = cls(hyperparameters, schema, directory)
         if experiment.directory is not None:
@@ -76,7 +76,7 @@ class Experiment:
         return experiment
 
     @classmethod
-    def open(cls, directory: str | Path, checkpoint: str | None = None) -> "Experiment":
+    def open(cls, directory: str | Path, checkpoint: str | None = None) -> Experiment:
         """An existing experiment at its latest checkpoint (or the one named)."""
         directory = Path(directory)
         if not (directory / "hyperparameters.json").is_file():
@@ -229,7 +229,7 @@ def _row_hashes(table: pd.DataFrame) -> np.ndarray:
 
 def describe(experiment: Experiment) -> dict[str, Any]:
     """A summary of an experiment: agent, schema, progress, checkpoints."""
-    from nextbest.training.checkpoints import checkpoint_files
+    from nextbest.checkpoints import checkpoint_files
 
     directory = experiment.directory
     return {

@@ -19,8 +19,9 @@ learning-rate schedule, counted in live examples, starts when real customers arr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,8 @@ from nextbest.agents.base import Experience
 from nextbest.data.encoding import Features, check_columns, numeric_column
 from nextbest.errors import ConfigError, SchemaError
 from nextbest.simulators.reward_models import RewardModel, fit_reward_model
+from nextbest.tensorboard import MetricsWriter
 from nextbest.training.experiment import Experiment
-from nextbest.training.tensorboard import MetricsWriter
 
 
 @dataclass

@@ -7,9 +7,10 @@ oracle: normalized score = (agent − random) / (oracle − random), 1 being the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

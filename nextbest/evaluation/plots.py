@@ -14,7 +14,6 @@ from nextbest.figures import axes as _axes
 from nextbest.training.simulate import SimulationResult
 
 
-
 def _finish(ax: plt.Axes, xlabel: str, ylabel: str, title: str, legend: str = "best") -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
