@@ -36,8 +36,8 @@ COMPARED = ["alpha", "beta", "holiday", "trend", "weekday", "season", "dispersio
 
 # --- workers: one fit per fresh process -------------------------------------------------------------
 def worker(kind: str, seed: int, output: Path) -> None:
-    from nextbest.budget.synthesize import synthesize
     from nextbest.simulators.model import ModelData
+    from nextbest.simulators.synthesize import synthesize
 
     history, _ = synthesize(3, 365, seed)
     if kind == "nextbest":
@@ -139,8 +139,8 @@ def quality(seed: int, directory: Path, train: bool) -> dict:
     """Fit (nextbest's defaults), then allocations against the truth, recovery of β, and optionally PPO."""
     from nextbest.budget.allocate import recommend
     from nextbest.budget.experiment import FitDiagnosticsError, fit_experiment
-    from nextbest.budget.synthesize import synthesize
     from nextbest.budget.train import train_allocator
+    from nextbest.simulators.synthesize import synthesize
 
     history, truth = synthesize(3, 365, seed)
     history.write(directory / "history.csv")

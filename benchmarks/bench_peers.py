@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from nextbest.agents import AGENTS, Agent, AgentSettings, Experience  # noqa: E402
+from nextbest.agents.base import PolicyOutput  # noqa: E402
 from nextbest.data.encoding import Features  # noqa: E402
 from nextbest.evaluation.report import markdown_table  # noqa: E402
 from nextbest.io import write_json  # noqa: E402
@@ -64,15 +65,14 @@ class Peer(Agent):
         self.reward_scale: float | None = None
         self.trained = False
 
-    def scores(self, features: Features) -> np.ndarray:
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
+        """The peer's own policy and scores; uniform with all-zero scores until it has learned."""
+        n, k = len(features), self.action_space.n_joint
         if not self.trained:
-            return np.zeros((len(features), self.action_space.n_joint))
-        return self._scores(features)
-
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        if not self.trained:
-            return np.full((len(features), self.action_space.n_joint), 1.0 / self.action_space.n_joint)
-        return self._policy(features, seeds)
+            scores, policy = np.zeros((n, k)), np.full((n, k), 1.0 / k)
+        else:
+            scores, policy = self._scores(features), self._policy(features, seeds)
+        return PolicyOutput(probabilities=(self.with_floor(policy),), greedy_scores=(scores,), action_values=scores)
 
     def update(self, experience: Experience) -> dict[str, float]:
         if self.reward_scale is None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from nextbest.agents import DEFAULT_AGENT
-from nextbest.config import build_hyperparameters
+from nextbest.agents.settings import build_hyperparameters
 from nextbest.envs import make_scenario
 from nextbest.evaluation.report import markdown_table
 from nextbest.io import write_json

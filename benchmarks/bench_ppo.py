@@ -34,8 +34,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nextbest.agents.ppo_core import PPO, PPOConfig
-from nextbest.config import build_hyperparameters
+from nextbest.agents.gym_ppo import PPO, PPOConfig
+from nextbest.agents.settings import build_hyperparameters
 from nextbest.envs import make_scenario
 from nextbest.io import write_json
 from nextbest.training.experiment import Experiment

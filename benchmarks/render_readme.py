@@ -20,6 +20,7 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 ORDER = {
     "personalization": None,
     "peers": None,
+    "worlds": None,
     "ppo": "### PPO: update speed, CartPole, optimus-poc and pretraining",
     "ope": None,
     "budget": "### Budget allocation: fit speed and the quality of the split",

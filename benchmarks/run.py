@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                 # all
     python benchmarks/run.py personalization # only bench_personalization.py
+    python benchmarks/run.py worlds          # the generated worlds alone (hours; resumes from benchmarks/.cache/)
 
 Each script writes benchmarks/results/<name>.json itself; this runner times them and stops on failure.
 """

@@ -19,8 +19,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Experiment": "nextbest.training.experiment",
     "Schema": "nextbest.data.schema",
-    "build_hyperparameters": "nextbest.config",
-    "default_hyperparameters": "nextbest.config",
+    "build_hyperparameters": "nextbest.agents.settings",
+    "default_hyperparameters": "nextbest.agents.settings",
     "simulate": "nextbest.training.simulate",
     "make_scenario": "nextbest.envs",
     "AGENTS": "nextbest.agents",

@@ -1,11 +1,11 @@
-"""Hyperparameters: one typed model per component, combined, overridable, saved with the experiment.
+"""Hyperparameters: one typed model per component, combined, saved with the experiment.
+
+The sections every run has (actions, data, reward, trainer) are typed here; the agent's own
+settings are kept as a dict and typed by `nextbest.agents.settings`, which also builds
+hyperparameters from an agent's defaults and overrides (nested or flat keys):
 
     hp = build_hyperparameters("linucb", overrides='{"action_space": [16], "alpha": 0.5}')
     hp.save(directory / "hyperparameters.json")
-
-Overrides are a JSON object (a string or a file path). Keys may be nested by section
-(`{"agent": {"alpha": 0.5}}`) or flat (`{"alpha": 0.5}`); a flat key is looked up in every
-section, including the chosen agent's settings, and must name exactly one field.
 """
 
 from __future__ import annotations
@@ -54,11 +54,31 @@ class TrainerConfig(Section):
     evaluation_rows: PositiveInt = Field(2000, description="held-out contexts scored after each simulated batch")
 
 
+class ServingConfig(Section):
+    """How `nextbest serve` decides, joins reactions and learns (docs/serving.md)."""
+
+    mode: Literal["online", "apprentice", "logging"] = Field(
+        "online", description="online: decide and learn; apprentice: serve the caller's baseline_action and learn "
+        "from it; logging: decide and log, never train")
+    reward_wait_seconds: float = Field(600.0, gt=0, description="a decision waits this long for its reaction; then it "
+                                       "is learned from with the default reward, and later reactions are only counted")
+    default_reward: float = Field(0.0, description="the reaction of a decision whose reaction never came")
+    reaction_aggregation: Literal["earliest", "sum", "last"] = Field(
+        "earliest", description="earliest: the first reaction counts (a different second one is refused, 409); sum "
+        "and last: every reaction within the wait time counts, the event joins when the wait ends")
+    learner_batch_size: PositiveInt = Field(500, description="the learner trains once this many events have joined")
+    learner_interval_seconds: float = Field(60.0, gt=0, description="…or once this long has passed with any joined")
+    max_contexts: PositiveInt = Field(1000, description="contexts in one decision request at most")
+    max_batch_requests: PositiveInt = Field(64, description="concurrent decision requests sharing one forward pass")
+    max_batch_wait_seconds: float = Field(0.001, ge=0, description="how long a request waits for others to join its batch")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "actions": ActionsConfig,
     "data": DataConfig,
     "reward": RewardConfig,
     "trainer": TrainerConfig,
+    "serving": ServingConfig,
 }
 
 
@@ -73,13 +93,8 @@ class Hyperparameters(BaseModel):
     data: DataConfig = Field(default_factory=DataConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     agent: dict[str, Any] = Field(default_factory=dict)
-
-    def agent_config(self) -> BaseModel:
-        """The agent's own typed settings (validated against its registered model)."""
-        from nextbest.agents import agent_class
-
-        return _validate(agent_class(self.agent_name).Config, self.agent, "agent")
 
     def require_use_case(self) -> None:
         """Fail early on the settings that have no sensible default."""
@@ -96,36 +111,13 @@ class Hyperparameters(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Hyperparameters:
+        """The sections from `path`; `nextbest.agents.settings.load_hyperparameters` also checks the agent's."""
         return cls.model_validate_json_file(path)
 
     @classmethod
     def model_validate_json_file(cls, path: str | Path) -> Hyperparameters:
         data = _parse_json(Path(path).read_text(), str(path))
-        hyperparameters = _validate(cls, data, str(path))
-        hyperparameters.agent_config()
-        return hyperparameters
-
-
-def default_hyperparameters(agent_name: str) -> Hyperparameters:
-    """Defaults of every section, with the named agent's defaults filled in."""
-    from nextbest.agents import agent_class
-
-    config = agent_class(agent_name).Config()
-    return Hyperparameters(agent_name=agent_name, agent=config.model_dump(mode="json"))
-
-
-def build_hyperparameters(agent_name: str, overrides: str | Path | dict | None = None, **settings: Any) -> Hyperparameters:
-    """Defaults for `agent_name`, then `overrides` (JSON string, JSON file or dict), then `settings` (flat keys)."""
-    data = default_hyperparameters(agent_name).model_dump(mode="json")
-    for layer in (parse_overrides(overrides), {k: v for k, v in settings.items() if v is not None}):
-        if "agent_name" in layer and layer["agent_name"] != data["agent_name"]:
-            data = default_hyperparameters(layer["agent_name"]).model_dump(mode="json") | {
-                k: v for k, v in data.items() if k not in ("agent_name", "agent")
-            }
-        merge_overrides(data, layer)
-    hyperparameters = _validate(Hyperparameters, data, "hyperparameters")
-    hyperparameters.agent = hyperparameters.agent_config().model_dump(mode="json")
-    return hyperparameters
+        return validate_model(cls, data, str(path))
 
 
 def parse_overrides(overrides: str | Path | dict | None) -> dict[str, Any]:
@@ -143,30 +135,6 @@ def parse_overrides(overrides: str | Path | dict | None) -> dict[str, Any]:
     return _parse_json(text, "hyperparameters JSON")
 
 
-def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """Apply nested or flat keys onto `data` (a Hyperparameters dump) in place."""
-    from nextbest.agents import agent_class
-
-    fields = {name: model.model_fields for name, model in SECTIONS.items()}
-    fields["agent"] = agent_class(data["agent_name"]).Config.model_fields
-    for key, value in overrides.items():
-        if key in ("agent_name", "seed"):
-            data[key] = value
-        elif key in fields and isinstance(value, dict):
-            for name in value:
-                if name not in fields[key]:
-                    raise ConfigError(f"unknown hyperparameter '{key}.{name}'; {key} has {sorted(fields[key])}")
-            data[key].update(value)
-        else:
-            owners = [section for section, names in fields.items() if key in names]
-            if not owners:
-                known = sorted({n for names in fields.values() for n in names} | {"agent_name", "seed"})
-                raise ConfigError(f"unknown hyperparameter '{key}'; known keys are {known}")
-            if len(owners) > 1:
-                raise ConfigError(f"hyperparameter '{key}' is in sections {owners}; nest it, e.g. {{\"{owners[0]}\": {{\"{key}\": ...}}}}")
-            data[owners[0]][key] = value
-
-
 def _parse_json(text: str, source: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
@@ -177,7 +145,8 @@ def _parse_json(text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def _validate(model: type[BaseModel], data: Any, source: str) -> Any:
+def validate_model(model: type[BaseModel], data: Any, source: str) -> Any:
+    """`model` validated from `data`; the first error as one ConfigError naming `source` and the field."""
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -8,6 +8,7 @@ A custom reward subclasses `Reward` and adds one line to REWARDS (or calls `regi
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -103,3 +104,14 @@ def reaction_values(reactions: pd.Series, *, source: str = "the table") -> np.nd
                 f"or one of {sorted(_TRUE | _FALSE)}"
             )
     return numbers
+
+
+def reaction_value(value: object, *, source: str = "reaction") -> float:
+    """One reaction as `reaction_values` reads a cell: a finite number, a boolean, or a word like 'conversion'."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return 1.0 if value.strip().lower() in _TRUE else 0.0
+    raise SchemaError(f"{source}: expected a number, true/false or one of {sorted(_TRUE | _FALSE)}, got {value!r}")

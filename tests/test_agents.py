@@ -9,8 +9,8 @@ import torch
 from nextbest.agents import AGENTS, Experience
 from nextbest.agents.linucb import LinUCB
 from nextbest.agents.neural import NeuralBandit, _smallest_within_one_standard_error
+from nextbest.agents.settings import agent_config, build_hyperparameters
 from nextbest.agents.thompson import LinearThompson
-from nextbest.config import build_hyperparameters
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import encode
 from nextbest.envs import make_scenario
@@ -79,7 +79,7 @@ def test_thompson_probabilities_match_direct_posterior_sampling(world):
     _, _, features, actions, rewards = world
     agent = _agent(LinearThompson, world, draws=4000, exploration_floor=0.0)
     agent.update(_experience(features, actions, rewards))
-    estimated = agent.policy(features.take(slice(0, 3)), np.arange(3))
+    estimated = agent.probabilities(features.take(slice(0, 3)), np.arange(3))  # no floor: Thompson's own
     # independent: draw whole weight vectors θ_a ~ N(μ_a, σ²A_a⁻¹) and count the winners
     mean, A_inv = agent.arms.posterior()
     rng = np.random.default_rng(1)
@@ -94,7 +94,7 @@ def test_thompson_probabilities_match_direct_posterior_sampling(world):
 def test_logged_probabilities_are_never_zero_and_match_the_policy(world, name):
     _, schema, features, actions, rewards = world
     cls = AGENTS[name]
-    agent = cls(schema, ActionSpace((16,)), build_hyperparameters(name, FAST.get(name)).agent_config(), seed=0)
+    agent = cls(schema, ActionSpace((16,)), agent_config(build_hyperparameters(name, FAST.get(name))), seed=0)
     agent.update(_experience(features, actions, rewards))
     seeds = np.arange(len(rewards))
     probabilities = agent.probabilities(features, seeds)
@@ -116,8 +116,9 @@ def test_neural_probabilities_are_the_share_of_members_voting(world):
     with torch.no_grad():
         logits = ensemble(ensemble.inputs(torch.as_tensor(rows.categorical), torch.as_tensor(rows.numeric))).numpy()
     votes = np.stack([(logits.argmax(axis=2) == a).mean(axis=0) for a in range(16)], axis=1)
-    np.testing.assert_allclose(agent.policy(rows, np.arange(50)), votes)
-    np.testing.assert_allclose(agent.scores(rows), (1 / (1 + np.exp(-logits))).mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(agent.probabilities(rows, np.arange(50)), votes)  # no floor: the votes themselves
+    expected = agent.distribution(rows, np.arange(50)).action_values
+    np.testing.assert_allclose(expected, (1 / (1 + np.exp(-logits))).mean(axis=0), rtol=1e-5)
 
 
 def test_neural_linear_member_objective_is_the_anchored_ridge_posterior(world):
@@ -159,7 +160,8 @@ def test_neural_uses_a_gaussian_likelihood_for_revenue(world):
     agent.update(_experience(features, actions, rewards))
     assert agent.bernoulli
     agent.update(_experience(features, actions, rewards * 37.5))
-    assert not agent.bernoulli and agent.scores(features).max() > 2.0  # on the reward's own scale
+    expected = agent.distribution(features, np.arange(len(rewards))).action_values
+    assert not agent.bernoulli and expected.max() > 2.0  # on the reward's own scale
 
 
 def test_neural_checkpoint_round_trip_repeats_every_decision(world, tmp_path):
@@ -171,7 +173,8 @@ def test_neural_checkpoint_round_trip_repeats_every_decision(world, tmp_path):
     restored.load(tmp_path / "agent.pt")
     seeds = np.arange(len(rewards))
     np.testing.assert_array_equal(restored.act(features, seeds).action, agent.act(features, seeds).action)
-    np.testing.assert_allclose(restored.scores(features), agent.scores(features))
+    np.testing.assert_allclose(restored.distribution(features, seeds).action_values,
+                               agent.distribution(features, seeds).action_values)
 
 
 def test_exploration_depends_on_the_context(world):

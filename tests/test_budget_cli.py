@@ -63,6 +63,16 @@ def test_fit_recovers_the_true_parameters(fitted):
     assert np.all(high - low < 0.25)  # a year of days pins β down
 
 
+def test_experiment_makes_its_environment_on_the_historys_budget_range(fitted):
+    from nextbest.budget.experiment import BudgetExperiment
+
+    experiment = BudgetExperiment.open(fitted / "exp")
+    env = experiment.make_env(reward="clicks")
+    assert env.budget_range == experiment.budget_range
+    assert env.parameters is experiment.parameters and env.reward_name == "clicks"
+    assert experiment.make_env(budget=800.0).budget_range == (800.0, 800.0)
+
+
 def test_allocate_reports_the_contract_and_beats_the_baselines_in_truth(fitted, run_cli):
     result = run_cli("budget", "allocate", fitted / "exp", "--budget", 1000, "--truth", fitted / "truth.json",
                      "--json", fitted / "allocate.json")
@@ -169,7 +179,7 @@ def test_diagnostics_fail_on_chains_that_disagree():
 
 
 def test_bad_history_row_exits_2_naming_the_row(tmp_path, run_cli):
-    from nextbest.budget.synthesize import synthesize
+    from nextbest.simulators.synthesize import synthesize
 
     table = synthesize(3, 30, seed=0)[0].to_table()
     table.loc[6, "clicks"] = table.loc[6, "impressions"] + 1

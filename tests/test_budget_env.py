@@ -8,10 +8,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import nextbest.envs  # noqa: F401  (registers the environments)
-from nextbest.budget.synthesize import synthesize
 from nextbest.envs.budget import BudgetAllocationEnv
 from nextbest.errors import ConfigError
 from nextbest.simulators.response import ResponseParameters
+from nextbest.simulators.synthesize import synthesize
 
 
 def _posterior(truth: ResponseParameters, draws: int = 20, seed: int = 0) -> ResponseParameters:
@@ -95,3 +95,8 @@ def test_bad_settings_are_refused():
         BudgetAllocationEnv(truth, budget=1000.0, reward="conversions")
     with pytest.raises(ConfigError, match="minimums add up to 2000, more than the budget 1000"):
         BudgetAllocationEnv(budget=1000.0, minimum={"search": 2000.0})
+
+
+def test_a_directory_is_refused_with_the_way_to_open_it():
+    with pytest.raises(ConfigError, match=r"BudgetExperiment.open\('runs/budget'\).make_env\(\)"):
+        BudgetAllocationEnv("runs/budget")

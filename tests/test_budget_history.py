@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nextbest.budget.history import read_history, validate_history
-from nextbest.budget.synthesize import holidays, synthesize
+from nextbest.data.channels import read_history, validate_history
 from nextbest.errors import ConfigError, DataError
+from nextbest.simulators.synthesize import holidays, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nextbest.budget.synthesize import synthesize
 from nextbest.simulators.model import ModelData, constrain, initial_point, log_gamma, potential, response_model, zero_sum_basis
+from nextbest.simulators.synthesize import synthesize
 
 
 @pytest.fixture(scope="module")

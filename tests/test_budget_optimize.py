@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nextbest.budget.optimize import Bounds, allocate_shares, optimize
-from nextbest.budget.synthesize import synthesize
 from nextbest.errors import ConfigError
+from nextbest.simulators.optimize import Bounds, allocate_shares, optimize
 from nextbest.simulators.response import DayResponse
+from nextbest.simulators.synthesize import synthesize
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from nextbest.agents import AGENTS
+from nextbest.agents.settings import build_hyperparameters
 from nextbest.checkpoints import checkpoint_files, read_checkpoint, write_checkpoint
-from nextbest.config import build_hyperparameters
 from nextbest.envs import make_scenario
 from nextbest.errors import ExperimentError
 from nextbest.training import experiment as experiment_module
@@ -89,3 +90,95 @@ def test_agent_state_survives_a_checkpoint_round_trip(world):
     before = experiment.predict(contexts, seed=3)
     after = Experiment.open(directory).predict(contexts, seed=3)
     assert before.equals(after)
+
+
+# --- weights-only: opening a checkpoint cannot run code ------------------------------------------
+class _RunsCode:
+    """Pickles as a call of os.system: what a planted checkpoint would do on an unsafe load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_not_run(world, tmp_path):
+    import torch
+
+    scenario, directory = world
+    experiment = Experiment.open(directory)
+    experiment.train(_batch(scenario, experiment, 1))
+    marker = tmp_path / "ran"
+    planted = directory / "checkpoints" / "checkpoint-000002.pt"
+    torch.save({"agent": _RunsCode(marker), "schema": {}, "progress": {}}, planted)
+    (directory / "checkpoints" / "latest").write_text("checkpoint-000002.pt\n")
+    with pytest.raises(ExperimentError, match=r"checkpoint-000002.pt: refused to load: it holds posix.system"):
+        read_checkpoint(directory / "checkpoints", "2")
+    reopened = Experiment.open(directory)  # passed over, as a damaged newest file is, with a warning
+    assert reopened.checkpoint.name == "checkpoint-000001.pt" and "refused to load" in reopened.skipped_checkpoints[0]
+    with pytest.raises(ExperimentError, match="refused to load"):
+        reopened.agent.load(planted)
+    assert not marker.exists()
+
+
+def test_numpy_arrays_and_scalars_come_back_as_numpy(tmp_path):
+    import torch
+
+    state = {"a": np.arange(6, dtype=np.uint64).reshape(2, 3), "s": np.float32(1.5), "t": torch.ones(2),
+             "nested": [(np.array(["x", "yy"]), {"generator": np.random.default_rng(0).bit_generator.state})]}
+    write_checkpoint(tmp_path, 1, state, keep=1)
+    loaded = read_checkpoint(tmp_path)[1]
+    np.testing.assert_array_equal(loaded["a"], state["a"])
+    assert loaded["a"].dtype == np.uint64 and type(loaded["s"]) is np.float32 and loaded["s"] == 1.5
+    assert loaded["nested"][0][0].tolist() == ["x", "yy"] and loaded["nested"][0][1] == state["nested"][0][1]
+    assert torch.equal(loaded["t"], state["t"])
+    torch.load(tmp_path / "checkpoint-000001.pt", weights_only=True)  # plain torch reads it weights-only too
+
+
+def test_a_checkpoint_written_before_the_tagged_format_still_opens(tmp_path):
+    import torch
+
+    torch.save({"A": np.eye(3), "count": np.float64(2.0)}, tmp_path / "checkpoint-000001.pt")  # numpy pickled as such
+    loaded = read_checkpoint(tmp_path)[1]
+    np.testing.assert_array_equal(loaded["A"], np.eye(3))
+    assert loaded["count"] == 2.0
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_every_agent_round_trips_through_a_weights_only_checkpoint(tmp_path, agent):
+    import torch
+
+    scenario = make_scenario("discount")
+    hp = build_hyperparameters(agent, action_space=[2], columns=scenario.columns, categorical_columns=list(scenario.categorical))
+    experiment = Experiment.create(tmp_path / agent, hp, scenario.schema())
+    experiment.train(_batch(scenario, experiment, 1))
+    torch.load(experiment.checkpoint, weights_only=True)
+    contexts = scenario.sample_contexts(100, np.random.default_rng(5))
+    reopened = Experiment.open(tmp_path / agent)
+    assert reopened.predict(contexts, seed=3).equals(experiment.predict(contexts, seed=3))
+    experiment.agent.save(tmp_path / "agent.pt")
+    fresh = Experiment.create(None, hp, experiment.schema).agent
+    fresh.load(tmp_path / "agent.pt")
+    np.testing.assert_array_equal(fresh.act(reopened.features(contexts), np.arange(100)).action,
+                                  reopened.agent.act(reopened.features(contexts), np.arange(100)).action)
+
+
+def test_the_gymnasium_ppo_round_trips_with_its_spaces_as_plain_dicts(tmp_path):
+    import torch
+    from gymnasium import spaces
+
+    from nextbest.agents.gym_ppo import PPO, PPOConfig
+
+    observation_space = spaces.Dict({"day": spaces.Discrete(7), "spend": spaces.Box(0.0, 1.0, (2,)),
+                                     "segments": spaces.MultiDiscrete([2, 3])})
+    ppo = PPO(observation_space, spaces.Box(0.0, 1.0, (3,)), PPOConfig(normalize_observations=True), seed=4, simplex=True)
+    write_checkpoint(tmp_path, 1, ppo.state_dict(), keep=1)
+    torch.load(tmp_path / "checkpoint-000001.pt", weights_only=True)
+    loaded = PPO.from_state(read_checkpoint(tmp_path)[1])
+    assert loaded.observation_space == observation_space and loaded.action_space == ppo.action_space
+    batch = {"day": np.array([0, 6]), "spend": np.array([[0.1, 0.2], [0.9, 0.5]], np.float32), "segments": np.array([[0, 2], [1, 0]])}
+    np.testing.assert_array_equal(loaded.predict(batch), ppo.predict(batch))
+    np.testing.assert_array_equal(PPO.load(ppo.save(tmp_path / "ppo.pt")).predict(batch), ppo.predict(batch))

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from nextbest.config import Hyperparameters, build_hyperparameters, default_hyperparameters
+from nextbest.agents.settings import build_hyperparameters, default_hyperparameters, load_hyperparameters
+from nextbest.config import Hyperparameters
 from nextbest.errors import ConfigError
 
 
@@ -76,3 +77,13 @@ def test_hyperparameters_round_trip_through_their_file(tmp_path):
     hp = build_hyperparameters("thompson", '{"scale": 0.5}', action_space=[2, 2], columns=["a"], seed=7)
     hp.save(tmp_path / "hyperparameters.json")
     assert Hyperparameters.load(tmp_path / "hyperparameters.json") == hp
+
+
+def test_loading_checks_the_agents_settings(tmp_path):
+    hp = build_hyperparameters("linucb", action_space=[2], columns=["a"])
+    data = hp.model_dump(mode="json")
+    data["agent"]["alpha"] = "wide"
+    (tmp_path / "hyperparameters.json").write_text(json.dumps(data))
+    assert Hyperparameters.load(tmp_path / "hyperparameters.json").agent["alpha"] == "wide"  # config stays generic
+    with pytest.raises(ConfigError, match="agent: 'alpha' input should be a valid number"):
+        load_hyperparameters(tmp_path / "hyperparameters.json")

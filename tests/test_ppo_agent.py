@@ -9,7 +9,7 @@ import torch
 from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from nextbest.agents.base import Experience
-from nextbest.config import build_hyperparameters
+from nextbest.agents.settings import build_hyperparameters
 from nextbest.envs import make_scenario
 from nextbest.training.experiment import Experiment
 from nextbest.training.simulate import simulate

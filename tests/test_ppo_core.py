@@ -9,7 +9,14 @@ import torch
 from gymnasium import spaces
 from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
-from nextbest.agents.ppo_core import PPO, PPOConfig, PPOLossSettings, clipped_surrogate, generalized_advantages, ppo_update
+from nextbest.agents.gym_ppo import PPO, PPOConfig
+from nextbest.agents.ppo_loss import (
+    PPOLossSettings,
+    RolloutBatch,
+    clipped_surrogate,
+    generalized_advantages,
+    ppo_update,
+)
 from nextbest.errors import ConfigError
 
 FAST = dict(n_envs=8, n_steps=32, batch_size=64, n_epochs=4, learning_rate=3e-3)
@@ -35,18 +42,20 @@ def test_value_clipping_and_the_attentive_loss_weight_enter_the_loss_as_written(
     old_values, returns, zeros = torch.tensor([0.0, 0.0]), torch.tensor([3.0, -1.0]), torch.zeros(2)
     sparsity = torch.tensor([3.0, 1.0])
 
-    def evaluate(rows):
+    def evaluate(observations, actions):
+        rows = observations[0]  # the "observation" of a row is its index
         return zeros[rows], zeros[rows], value[rows], sparsity[rows]
 
+    batch = RolloutBatch((torch.arange(2),), torch.zeros(2), zeros, zeros, returns, old_values, evaluate)
     settings = PPOLossSettings(batch_size=2, n_epochs=1, clip_range_vf=0.5, normalize_advantage=False, vf_coef=0.5)
-    metrics = ppo_update(evaluate, zeros, zeros, returns, old_values, settings, torch.optim.SGD([value], lr=0.0),
-                         [value], torch.Generator().manual_seed(0), extra_coef=0.1)
+    metrics = ppo_update(batch, settings, torch.optim.SGD([value], lr=0.0), torch.Generator().manual_seed(0),
+                         extra_coef=0.1)
     # row 0: max((2 − 3)², (0 + clip(2, ±0.5) − 3)²) = max(1, 6.25); row 1: the value did not move, (0 + 1)² = 1
     assert metrics["value_loss"] == pytest.approx((6.25 + 1.0) / 2)
     assert metrics["extra_loss"] == pytest.approx(2.0)
     assert metrics["loss"] == pytest.approx(0.5 * 3.625 + 0.1 * 2.0)  # policy and entropy terms are 0 here
-    unclipped = ppo_update(evaluate, zeros, zeros, returns, old_values, settings.model_copy(update={"clip_range_vf": None}),
-                           torch.optim.SGD([value], lr=0.0), [value], torch.Generator().manual_seed(0))
+    unclipped = ppo_update(batch, settings.model_copy(update={"clip_range_vf": None}), torch.optim.SGD([value], lr=0.0),
+                           torch.Generator().manual_seed(0))
     assert unclipped["value_loss"] == pytest.approx((1.0 + 1.0) / 2)
 
 

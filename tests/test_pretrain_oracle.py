@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from test_ppo_fixtures import one_thread  # noqa: F401  (autouse: one CPU thread)
 
-from nextbest.config import build_hyperparameters
+from nextbest.agents.settings import build_hyperparameters
 from nextbest.data.encoding import Features
 from nextbest.envs import make_scenario
 from nextbest.simulators.reward_models import RewardModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from nextbest.agents.base import _one_hot_argmax
+from nextbest.agents.base import PolicyOutput, one_hot_argmax
 from nextbest.agents.linear import LinearAgent, LinearSettings
 from nextbest.data.encoding import Features
 
@@ -21,6 +21,8 @@ class EpsilonGreedy(LinearAgent):
     summary = "ε-greedy on one ridge regression per action"
     Config = EpsilonGreedySettings
 
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
         epsilon = self.config.epsilon
-        return (1 - epsilon) * _one_hot_argmax(self.scores(features)) + epsilon / self.action_space.n_joint
+        scores = self.scores(features)
+        policy = (1 - epsilon) * one_hot_argmax(scores) + epsilon / self.action_space.n_joint
+        return PolicyOutput((self.with_floor(policy),), (scores,), action_values=scores)

@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field
 
 from nextbest.agents.base import Agent, AgentSettings, Experience
-from nextbest.agents.ridge import RidgeArms
 from nextbest.data.encoding import Features
+from nextbest.nets.ridge import RidgeArms
 
 
 class LinearSettings(AgentSettings):
@@ -25,6 +25,7 @@ class LinearAgent(Agent):
         self.arms = RidgeArms(self.action_space.n_joint, width, ridge=self.config.ridge)
 
     def scores(self, features: Features) -> np.ndarray:
+        """(n, n_joint) the posterior mean of every joint action's expected reward."""
         mean, _ = self.arms.posterior()
         return features.design_matrix() @ mean.T
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from nextbest.agents.base import _one_hot_argmax
+from nextbest.agents.base import PolicyOutput, one_hot_argmax
 from nextbest.agents.linear import LinearAgent, LinearSettings
 from nextbest.data.encoding import Features
 
@@ -26,5 +26,8 @@ class LinUCB(LinearAgent):
         mean, variance = self.arms.mean_and_variance(features.design_matrix())
         return mean + self.config.alpha * np.sqrt(variance)
 
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        return _one_hot_argmax(self.upper_bounds(features))
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
+        """Explores with the largest upper bound (ties shared), floor mixed in; greedy on the posterior mean."""
+        scores = self.scores(features)
+        policy = one_hot_argmax(self.upper_bounds(features))
+        return PolicyOutput((self.with_floor(policy),), (scores,), action_values=scores)

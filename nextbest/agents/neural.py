@@ -36,9 +36,11 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from nextbest.agents.base import Agent, AgentSettings, Experience
+from nextbest.agents.base import Agent, AgentSettings, Experience, PolicyOutput
 from nextbest.data.encoding import Features
 from nextbest.nets.device import default_device
+from nextbest.nets.early_stopping import EarlyStopping
+from nextbest.nets.likelihood import negative_log_likelihood
 
 Structure = Literal["linear", "additive", "deep"]
 _CHUNK = 16_384  # rows per forward pass when predicting
@@ -71,7 +73,7 @@ class EnsembleNet(nn.Module):
     Every weight has a prior standard deviation `scale / √fan_in` and an anchor (its initial draw)."""
 
     def __init__(self, members: int, cardinalities: list[int], n_numeric: int, outputs: int, *, hidden: list[int],
-                 features: int, bins: int, scale: float):
+                 features: int, bins: int, scale: float, generator: torch.Generator | None = None):
         super().__init__()
         self.register_buffer("offsets", torch.tensor(np.cumsum([0, *cardinalities[:-1]]), dtype=torch.long))
         self.register_buffer("knots", torch.zeros(n_numeric, bins + 1))
@@ -83,7 +85,8 @@ class EnsembleNet(nn.Module):
 
         def weight(name: str, shape: tuple[int, ...], fan_in: int) -> None:
             self.prior_std[name] = scale / math.sqrt(fan_in)
-            self.register_parameter(name, nn.Parameter(torch.randn(members, *shape) * self.prior_std[name]))
+            draw = torch.randn(members, *shape, generator=generator)
+            self.register_parameter(name, nn.Parameter(draw * self.prior_std[name]))
 
         self.n_categories = sum(cardinalities)
         weight("first", (self.n_categories + n_numeric * (1 + bins), self.split + width), inputs)
@@ -141,10 +144,12 @@ class NeuralBandit(Agent):
     name = "neural"
     summary = "ensembles of linear, additive and deep reward models, chosen by held-out fit (Thompson sampling)"
     Config = NeuralSettings
+    training_state = ("buffer", "generator", "torch_generator")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        torch.manual_seed(self.seed)
+        # The agent's own torch random stream (initial weights, minibatch order), never the process-wide one.
+        self.torch_generator = torch.Generator().manual_seed(self.seed)
         self.device = default_device()
         self.ensembles = nn.ModuleList(self._ensemble(s) for s in self.config.structures)
         self.chosen = 0
@@ -159,17 +164,14 @@ class NeuralBandit(Agent):
         hidden, features, bins = shape[structure]
         return EnsembleNet(c.members, self.schema.cardinalities(), len(self.schema.numeric_columns),
                            self.action_space.n_joint, hidden=hidden, features=features, bins=bins,
-                           scale=c.prior_scale).to(self.device)
+                           scale=c.prior_scale, generator=self.torch_generator).to(self.device)
 
     # --- the policy -------------------------------------------------------------------------
-    def scores(self, features: Features) -> np.ndarray:
-        return self._evaluate(features, policy=False)[0]
-
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        return self._evaluate(features, policy=True)[1]
-
-    def scores_and_policy(self, features: Features, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._evaluate(features, policy=True)
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
+        """Joint policy: the share of members voting for each action (floor mixed in); greedy and the values
+        are the members' mean expected reward."""
+        mean, votes = self._evaluate(features, policy=True)
+        return PolicyOutput((self.with_floor(votes),), (mean,), action_values=mean)
 
     @torch.no_grad()
     def _evaluate(self, features: Features, policy: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -241,15 +243,13 @@ class NeuralBandit(Agent):
         size, members = len(target), held_out.shape[0]
         inputs = ensemble.inputs(data["codes"], data["numeric"])
         optimizer = torch.optim.Adam(ensemble.parameters(), lr=c.learning_rate, foreach=True)
-        best_loss = torch.full((members,), math.inf, device=self.device)
-        best = [p.detach().clone() for p in ensemble.parameters()]
-        waited = torch.zeros(members, device=self.device)
+        stopper = EarlyStopping(ensemble, c.patience, min_delta=1e-5, per_member=True)
         epochs = 0
         for epochs in range(1, c.max_epochs + 1):  # noqa: B007  (read after the loop)
             if size <= c.batch_size:
                 batches: list[Any] = [slice(None)]
             else:
-                order = torch.randperm(size, device=self.device)
+                order = torch.randperm(size, generator=self.torch_generator).to(self.device)
                 batches = [order[start : start + c.batch_size] for start in range(0, size, c.batch_size)]
             validation = torch.zeros(members, device=self.device)
             for batch, rows in enumerate(batches):
@@ -257,22 +257,17 @@ class NeuralBandit(Agent):
                 validation += (loss.detach() * held_out[:, rows]).sum(1)
                 if batch == len(batches) - 1:  # the epoch's last step: judge the weights it uses
                     validation /= held_out.sum(1).clamp(min=1.0)
-                    improved = validation < best_loss - 1e-5
-                    best_loss = torch.where(improved, validation, best_loss)
-                    waited = torch.where(improved, torch.zeros_like(waited), waited + 1)
-                    for parameter, kept in zip(ensemble.parameters(), best):
-                        kept.copy_(torch.where(improved.view(-1, *[1] * (kept.dim() - 1)), parameter.detach(), kept))
+                    stopper.update(validation)
                 # minus the log posterior per trained row; the prior is spread over the epoch's batches
                 share = trained[:, rows].sum(1) / trained.sum(1).clamp(min=1.0)
                 objective = ((loss * trained[:, rows]).sum(1) + ensemble.prior_penalty() * share) / trained.sum(1).clamp(min=1.0)
                 optimizer.zero_grad()
                 objective.sum().backward()
                 optimizer.step()
-            if bool((waited >= c.patience).all()):
+            if stopper.should_stop:
                 break
+        stopper.restore()
         with torch.no_grad():
-            for parameter, kept in zip(ensemble.parameters(), best):
-                parameter.copy_(kept)
             loss = self._losses(ensemble, inputs, data["action"], target)  # (H, N)
             covered = held_out.sum(0) > 0
             row_losses = ((loss * held_out).sum(0)[covered] / held_out.sum(0)[covered]).cpu().numpy()
@@ -282,9 +277,7 @@ class NeuralBandit(Agent):
         """(H, b) minus the log-likelihood of every row's (standardized) reward under every member."""
         predicted = ensemble(inputs)
         chosen = predicted.gather(2, action.view(1, -1, 1).expand(len(predicted), -1, 1))[..., 0]
-        if self.bernoulli:
-            return nn.functional.binary_cross_entropy_with_logits(chosen, target.expand_as(chosen), reduction="none")
-        return 0.5 * (chosen - target) ** 2
+        return negative_log_likelihood(chosen, target, "bernoulli" if self.bernoulli else "gaussian")
 
     # --- persistence --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -295,6 +288,7 @@ class NeuralBandit(Agent):
             "reward_scale": (self.reward_mean, self.reward_std),
             "bernoulli": self.bernoulli,
             "generator": self.generator.bit_generator.state,
+            "torch_generator": self.torch_generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -305,6 +299,8 @@ class NeuralBandit(Agent):
         self.reward_mean, self.reward_std = state["reward_scale"]
         self.bernoulli = state["bernoulli"]
         self.generator.bit_generator.state = state["generator"]
+        if "torch_generator" in state:  # checkpoints written before the agent had its own torch stream
+            self.torch_generator.set_state(state["torch_generator"])
 
 
 def _smallest_within_one_standard_error(losses: list[np.ndarray], sizes: list[int]) -> int:

@@ -26,9 +26,10 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from nextbest.agents.base import Agent, AgentSettings, Experience, Prediction
-from nextbest.agents.ppo_core import (
+from nextbest.agents.base import Agent, AgentSettings, Experience, PolicyOutput
+from nextbest.agents.ppo_loss import (
     PPOLossSettings,
+    RolloutBatch,
     RunningMeanStd,
     generalized_advantages,
     make_optimizer,
@@ -41,7 +42,6 @@ from nextbest.nets.distributions import MultiCategorical
 from nextbest.nets.heads import ActionSpec, PolicyHead, ValueHead
 from nextbest.nets.mlp import MLPEncoder
 from nextbest.nets.tabnet import TabNetEncoder
-from nextbest.seeding import row_uniforms, sample_categorical
 
 CHUNK = 65_536  # rows per forward pass when predicting: bounds memory, keeps the batch fast path
 
@@ -81,7 +81,12 @@ class MlpSettings(PPOAgentSettings):
 
 
 class ContextualPPO(Agent):
-    """Shared by the PPO agents; subclasses choose the encoder."""
+    """Shared by the PPO agents; subclasses choose the encoder.
+
+    The network is in evaluation mode except while `update` runs (in training mode); predictions
+    never switch it, so a snapshot's copy is never switched at all."""
+
+    training_state = ("optimizer", "generator")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -92,7 +97,7 @@ class ContextualPPO(Agent):
             encoder = self.build_encoder(self.schema.cardinalities(), len(self.schema.numeric_columns))
             self.network = nn.ModuleDict({
                 "encoder": encoder, "policy": PolicyHead(encoder.width, self.spec), "value": ValueHead(encoder.width),
-            }).to(self.device)
+            }).to(self.device).eval()
         c = self.config
         self.optimizer = make_optimizer(list(self.network.parameters()), c.learning_rate, c.adam_eps)
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -122,7 +127,6 @@ class ContextualPPO(Agent):
     @torch.inference_mode()
     def _evaluate(self, features: Features) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
         """Per choice set (n, k_j) probabilities, values (n,) in reward units, sparsity losses (n,)."""
-        self.network.eval()
         codes, numeric = self._tensors(features)
         probs, values, sparsity = [], [], []
         for start in range(0, max(len(features), 1), CHUNK):
@@ -133,40 +137,13 @@ class ContextualPPO(Agent):
         per_choice = [np.concatenate([chunk[j] for chunk in probs]) for j in range(len(self.spec.sizes))]
         return per_choice, np.concatenate(values) * self._reward_scale(), np.concatenate(sparsity)
 
-    def probabilities(self, features: Features, seeds: np.ndarray, *, greedy: bool = False) -> np.ndarray:
-        """(n, n_joint) probabilities of the joint actions `act` samples from: the product of the
-        per-choice probabilities, floor included (one-hot of the most probable action when greedy)."""
-        per_choice, _, _ = self._evaluate(features)
-        if greedy:
-            per_choice = [np.eye(p.shape[1])[p.argmax(axis=1)] for p in per_choice]
-        joint = per_choice[0]
-        for p in per_choice[1:]:
-            joint = (joint[:, :, None] * p[:, None, :]).reshape(len(joint), -1)
-        return joint
-
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        return self.probabilities(features, seeds)
-
-    def scores(self, features: Features) -> np.ndarray:
-        """PPO has no per-action reward estimate: its scores are the joint probabilities, so the greedy
-        action is the most probable one."""
-        return self.probabilities(features, np.zeros(len(features), dtype=np.int64))
-
-    def act(self, features: Features, seeds: np.ndarray, *, greedy: bool = False) -> Prediction:
-        """Each choice set is drawn from its own categorical with the row's seed (stream 0, one uniform
-        per choice set); the log-probability is the sum over choice sets."""
-        seeds = np.asarray(seeds, dtype=np.int64)
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
+        """Factorized: one categorical per choice set (floor included), drawn independently; greedy takes
+        the most probable option of each (its scores are the log-probabilities); the critic's value per row."""
         per_choice, values, sparsity = self._evaluate(features)
-        n = len(seeds)
-        if greedy:
-            action = np.stack([p.argmax(axis=1) for p in per_choice], axis=1)
-            log_probability = np.zeros(n)
-        else:
-            uniforms = row_uniforms(seeds, len(per_choice), stream=0)
-            action = np.stack([sample_categorical(p, uniforms[:, j]) for j, p in enumerate(per_choice)], axis=1)
-            log_probability = sum(np.log(p[np.arange(n), action[:, j]]) for j, p in enumerate(per_choice))
-        return Prediction(action=action.astype(np.int64), value=values, log_probability=log_probability,
-                          prediction_seed=seeds, attentive_transformer_loss=sparsity, done=np.ones(n, dtype=bool))
+        with np.errstate(divide="ignore"):  # a probability of 0 (no floor) is a score of −∞
+            log_probabilities = tuple(np.log(p) for p in per_choice)
+        return PolicyOutput(tuple(per_choice), log_probabilities, state_values=values, attentive_transformer_loss=sparsity)
 
     # --- learning -----------------------------------------------------------------------------
     def update(self, experience: Experience) -> dict[str, float]:
@@ -189,29 +166,33 @@ class ContextualPPO(Agent):
         codes, numeric = self._tensors(experience.features)
         actions = torch.as_tensor(experience.action, dtype=torch.long, device=self.device)
         self.network.train()
-        with torch.no_grad():
-            _, values, _ = self._forward(codes, numeric)
-        rewards = experience.reward.reshape(-1, 1) / scale
-        values_np = values.double().cpu().numpy().reshape(-1, 1)
-        done = experience.done.astype(np.float64).reshape(-1, 1)
-        done[-1] = 1.0  # the table ends an episode: its next state is not in it
-        advantages = generalized_advantages(rewards, values_np, np.zeros(1), done, c.gamma, c.gae_lambda)
-        advantages_t = torch.as_tensor(advantages.reshape(-1), dtype=torch.float32, device=self.device)
-        returns = advantages_t + values
-        old_log_prob = torch.tensor(experience.log_probability, dtype=torch.float32, device=self.device)
-
-        def evaluate(rows: Tensor):
-            policy, value, sparsity = self._forward(codes[rows], numeric[rows])
-            return policy.log_prob(actions[rows]), policy.entropy(), value, sparsity if self.extra_coef else None
-
-        if rate > 0.0:
-            metrics = ppo_update(evaluate, old_log_prob, advantages_t, returns, values, c, self.optimizer,
-                                 list(self.network.parameters()), self.generator, extra_coef=self.extra_coef)
-        else:
-            metrics = {"gradient_steps": 0.0}
+        try:
+            with torch.no_grad():
+                _, values, _ = self._forward(codes, numeric)
+            rewards = experience.reward.reshape(-1, 1) / scale
+            values_np = values.double().cpu().numpy().reshape(-1, 1)
+            done = experience.done.astype(np.float64).reshape(-1, 1)
+            done[-1] = 1.0  # the table ends an episode: its next state is not in it
+            advantages = generalized_advantages(rewards, values_np, np.zeros(1), done, c.gamma, c.gae_lambda)
+            advantages_t = torch.as_tensor(advantages.reshape(-1), dtype=torch.float32, device=self.device)
+            old_log_prob = torch.tensor(experience.log_probability, dtype=torch.float32, device=self.device)
+            batch = RolloutBatch((codes, numeric), actions, old_log_prob, advantages_t, advantages_t + values, values,
+                                 self._evaluate_actions)
+            if rate > 0.0:
+                metrics = ppo_update(batch, c, self.optimizer, self.generator, extra_coef=self.extra_coef)
+            else:
+                metrics = {"gradient_steps": 0.0}
+        finally:
+            self.network.eval()
         metrics["attentive_transformer_loss"] = metrics.pop("extra_loss", 0.0)
         metrics["learning_rate"] = rate
         return metrics
+
+    def _evaluate_actions(self, observations: tuple[Tensor, Tensor], actions: Tensor) -> tuple[Tensor, ...]:
+        """Log-probability and entropy of `actions` (b, n_choices), the value and the sparsity loss (or None
+        when it has no weight), each (b,), under the current network; observations: (codes, numbers)."""
+        policy, value, sparsity = self._forward(*observations)
+        return policy.log_prob(actions), policy.entropy(), value, sparsity if self.extra_coef else None
 
     def _reward_scale(self) -> float:
         """Rewards are divided by their running root mean square, so the value loss has the same scale

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from nextbest.agents.base import PolicyOutput
 from nextbest.agents.linear import LinearAgent, LinearSettings
 from nextbest.data.encoding import Features
 from nextbest.seeding import row_normals
@@ -31,7 +32,15 @@ class LinearThompson(LinearAgent):
     summary = "linear Thompson sampling on one Bayesian ridge regression per action"
     Config = ThompsonSettings
 
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
+        """Explores with the estimated probabilities of Thompson sampling (floor mixed in); greedy on the
+        posterior mean."""
+        scores = self.scores(features)
+        return PolicyOutput((self.with_floor(self.thompson_probabilities(features, seeds)),), (scores,),
+                            action_values=scores)
+
+    def thompson_probabilities(self, features: Features, seeds: np.ndarray) -> np.ndarray:
+        """(n, n_joint) the share of the row's `draws` posterior draws in which each action is the best."""
         X = features.design_matrix()
         k, draws = self.action_space.n_joint, self.config.draws
         out = np.empty((len(X), k))

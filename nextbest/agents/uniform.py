@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextbest.agents.base import Agent, Experience
+from nextbest.agents.base import Agent, Experience, PolicyOutput
 from nextbest.data.encoding import Features
 
 
@@ -12,15 +12,11 @@ class UniformRandom(Agent):
     name = "random"
     summary = "uniformly random actions (the baseline)"
 
-    def scores(self, features: Features) -> np.ndarray:
-        return np.zeros((len(features), self.action_space.n_joint))
-
-    def policy(self, features: Features, seeds: np.ndarray) -> np.ndarray:
-        return np.full((len(features), self.action_space.n_joint), 1.0 / self.action_space.n_joint)
-
-    def act(self, features, seeds, *, greedy: bool = False):
-        # Greedy on all-zero scores would always pick action 0; random stays random.
-        return super().act(features, seeds, greedy=False)
+    def distribution(self, features: Features, seeds: np.ndarray) -> PolicyOutput:
+        """Uniform, with no preference for greedy to follow (greedy stays random), values 0."""
+        shape = (len(features), self.action_space.n_joint)
+        uniform = self.with_floor(np.full(shape, 1.0 / self.action_space.n_joint))
+        return PolicyOutput((uniform,), None, action_values=np.zeros(shape))
 
     def update(self, experience: Experience) -> dict[str, float]:
         self.updates += 1

@@ -1,12 +1,11 @@
 """Budget allocation across marketing channels.
 
-    history.py      the channel history: validation and (days, channels) arrays
-    synthesize.py   synthetic histories from a known response model, with the truth
-    experiment.py   the experiment directory: fit, save, open (refusing failed diagnostics)
-    optimize.py     feasible allocations (bounds) and the optimizer on the posterior-mean response
+    experiment.py   the experiment directory: fit, save, open (refusing failed diagnostics), its environment
     allocate.py     the recommendation and the baselines, with expected clicks and intervals
     train.py        the PPO allocator trained in nextbest/BudgetAllocation-v0
     plots.py        figures; report.py writes them all
 
-The response model itself is in nextbest.simulators (response.py, model.py, fit.py, checks.py).
+What this builds on sits lower: the channel history (reading, validating) in nextbest.data.channels;
+the response model, the optimizer (Bounds, allocate_shares, optimize) and synthetic histories in
+nextbest.simulators; the environment in nextbest.envs.budget.
 """

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from nextbest.budget.experiment import BudgetExperiment
-from nextbest.budget.history import ChannelHistory
-from nextbest.budget.optimize import Bounds, allocate_shares, optimize
+from nextbest.budget.train import Allocator
+from nextbest.data.channels import ChannelHistory
 from nextbest.simulators.model import PRIORS
+from nextbest.simulators.optimize import Bounds, allocate_shares, optimize
 from nextbest.simulators.response import DayResponse, ResponseParameters
 
 INTERVAL = (0.05, 0.95)
@@ -110,6 +111,4 @@ def _allocator(directory: Path):
     """The trained PPO allocator in `directory`, or None when there is none."""
     if not (directory / "allocator.json").is_file():
         return None
-    from nextbest.budget.train import Allocator
-
     return Allocator.load(directory)

@@ -19,11 +19,13 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nextbest.budget.history import ChannelHistory, read_history, validate_history
+from nextbest.data.channels import ChannelHistory, read_history, validate_history
 from nextbest.data.tables import read_table
+from nextbest.envs.budget import BudgetAllocationEnv
 from nextbest.errors import ExperimentError, NextbestError
 from nextbest.io import write_json
 from nextbest.simulators.checks import Diagnostics, diagnose, predictive_check
@@ -47,6 +49,19 @@ class BudgetExperiment:
     @property
     def channels(self) -> list[str]:
         return self.parameters.channels
+
+    @property
+    def budget_range(self) -> tuple[float, float]:
+        """The history's 5th and 95th percentiles of daily spend: the budgets to learn and evaluate on."""
+        daily = self.summary["history"]["daily_budget"]
+        return daily["p05"], daily["p95"]
+
+    def make_env(self, **settings: Any) -> BudgetAllocationEnv:
+        """`nextbest/BudgetAllocation-v0` in this posterior; budgets drawn from `budget_range` unless
+        `budget=` is given. settings: those of BudgetAllocationEnv (reward, minimum, maximum, …)."""
+        if settings.get("budget") is None:
+            settings["budget"] = self.budget_range
+        return BudgetAllocationEnv(self.parameters, **settings)
 
     @classmethod
     def open(cls, directory: str | Path, *, require_diagnostics: bool = True) -> BudgetExperiment:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from nextbest.budget.history import ChannelHistory
+from nextbest.data.channels import ChannelHistory
 from nextbest.figures import axes as _axes
 from nextbest.figures import plt
 from nextbest.simulators.response import ResponseParameters

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from nextbest.budget.experiment import BudgetExperiment
-from nextbest.budget.optimize import Bounds, allocate_shares, optimize
+from nextbest.config import parse_overrides, validate_model
 from nextbest.envs.budget import BudgetAllocationEnv
 from nextbest.errors import ConfigError, ExperimentError
 from nextbest.io import write_json
+from nextbest.simulators.optimize import Bounds, allocate_shares, optimize
 
 # PPO settings for one-day episodes: no discount, large batches (the reward is noisy across
 # posterior draws), a starting policy close to the equal split.
@@ -58,7 +59,7 @@ class Allocator:
     def load(cls, directory: str | Path) -> Allocator:
         import json
 
-        from nextbest.agents.ppo_core import PPO
+        from nextbest.agents.gym_ppo import PPO
 
         directory = Path(directory)
         if not (directory / "allocator.json").is_file():
@@ -97,20 +98,18 @@ def train_allocator(
     on_update: Callable[[dict], Any] | None = None,
 ) -> dict:
     """Train PPO in `BudgetAllocationEnv` built from the experiment's posterior; save it in DIR/allocator."""
-    from nextbest.agents.ppo_core import PPO, PPOConfig
-    from nextbest.config import _validate, parse_overrides
+    from nextbest.agents.gym_ppo import PPO, PPOConfig
 
     if steps < 1:
         raise ConfigError(f"--steps {steps}: expected a positive number of simulated days to train on")
     directory = Path(directory)
     experiment = BudgetExperiment.open(directory)
-    config = _validate(PPOConfig, DEFAULTS | parse_overrides(hyperparameters), "PPO settings")
+    config = validate_model(PPOConfig, DEFAULTS | parse_overrides(hyperparameters), "PPO settings")
 
     def make_env() -> BudgetAllocationEnv:
-        return BudgetAllocationEnv(experiment.parameters, budget=budget_range, reward=reward)
+        return experiment.make_env(reward=reward)
 
-    daily = experiment.summary["history"]["daily_budget"]
-    budget_range = (daily["p05"], daily["p95"])
+    budget_range = experiment.budget_range
     env = make_env()
     ppo = PPO(env.observation_space, env.action_space, config, seed=seed, simplex=True)
     allocator = Allocator(ppo, experiment.channels, budget_range)

@@ -29,9 +29,9 @@ def synthesize(
     conversions: bool = typer.Option(True, "--conversions/--no-conversions", help="Include a conversions column."),
 ) -> None:
     """Draw a realistic channel history from a known response model (and keep the truth)."""
-    from nextbest.budget.synthesize import synthesize as draw
     from nextbest.data.tables import table_format
     from nextbest.io import write_json
+    from nextbest.simulators.synthesize import synthesize as draw
 
     table_format(output)
     history, parameters = draw(channels, days, seed, start, conversions)
@@ -137,7 +137,7 @@ def allocate(
     """Recommend the split of a budget, with expected clicks and cost per click (90% intervals), next to the baselines."""
     from nextbest.budget.allocate import recommend
     from nextbest.budget.experiment import BudgetExperiment
-    from nextbest.budget.optimize import Bounds
+    from nextbest.simulators.optimize import Bounds
 
     experiment = BudgetExperiment.open(directory)
     bounds = Bounds.create(experiment.channels, _limits(minimum, "--min"), _limits(maximum, "--max"))
@@ -165,7 +165,7 @@ def _limits(text: str | None, flag: str) -> dict[str, float] | None:
 
 
 def _date(text: str | None) -> str | None:
-    from nextbest.budget.history import parse_date
+    from nextbest.data.channels import parse_date
 
     return None if text is None else parse_date(text, "--date")
 

@@ -7,5 +7,6 @@ from nextbest.cli import (
     planning,  # noqa: F401
     pretrain,  # noqa: F401
     rl,  # noqa: F401
+    serving,  # noqa: F401
     synth,  # noqa: F401
 )

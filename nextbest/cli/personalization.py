@@ -9,13 +9,13 @@ import typer
 from rich.table import Table
 
 from nextbest.agents import AGENTS, DEFAULT_AGENT
+from nextbest.agents.settings import build_hyperparameters, default_hyperparameters
 from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, open_experiment, progress_bar, save_json, split_names
-from nextbest.config import build_hyperparameters, default_hyperparameters
-from nextbest.data.schema import Schema
 from nextbest.data.tables import read_table, write_table
-from nextbest.envs import SCENARIOS
+from nextbest.envs import SCENARIO_FAMILIES, SCENARIOS
 from nextbest.errors import ConfigError
 from nextbest.training.experiment import Experiment, describe
+from nextbest.training.setup import experiment_schema
 
 HYPERPARAMETERS_HELP = "Overrides as a JSON object or a path to a JSON file, e.g. '{\"epsilon\": 0.05}'."
 
@@ -42,18 +42,11 @@ def init(
         agent, hyperparameters, action_space=list(space.sizes), columns=split_names(columns),
         categorical_columns=split_names(categorical_columns) or [], seed=seed,
     )
-    hp.require_use_case()
-    data = hp.data
-    if schema_from is not None:
-        if categorical_dimensions:
-            raise ConfigError("give either --categorical-dimensions or --schema-from, not both")
-        schema = Schema.infer(read_table(schema_from), data.columns, data.categorical_columns,
-                              source=str(schema_from), unknown_category=data.unknown_category)
-    elif categorical_dimensions or data.categorical_dimensions or not data.categorical_columns:
-        dims = [int(d) for d in split_names(categorical_dimensions)] if categorical_dimensions else (data.categorical_dimensions or [])
-        schema = Schema.from_dimensions(data.columns, data.categorical_columns, dims, data.unknown_category)
-    else:
-        raise ConfigError("categorical columns need their categories: pass --categorical-dimensions 3,4 or --schema-from contexts.csv")
+    try:
+        dimensions = [int(d) for d in split_names(categorical_dimensions)] if categorical_dimensions else None
+    except ValueError:
+        raise ConfigError(f"--categorical-dimensions {categorical_dimensions!r}: expected whole numbers, e.g. 3,4") from None
+    schema = experiment_schema(hp, categorical_dimensions=dimensions, schema_from=schema_from)
     Experiment.create(directory, hp, schema)
     console.print(f"created [bold]{directory}[/bold]: agent {hp.agent_name}, action space {list(space.sizes)}, "
                   f"{len(schema.columns)} columns ({len(schema.categorical_columns)} categorical)")
@@ -100,7 +93,7 @@ def train(
 
 @app.command()
 def simulate(
-    scenario: str = typer.Option("optimus-poc", "--scenario", help=f"One of: {', '.join(SCENARIOS)}."),
+    scenario: str = typer.Option("optimus-poc", "--scenario", help=f"One of: {', '.join([*SCENARIOS, *(f + ':<seed>' for f in SCENARIO_FAMILIES)])}."),
     agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"One of: {', '.join(AGENTS)}."),
     examples: int = typer.Option(3000, "--examples", help="Decisions to simulate in all."),
     batch_size: int = typer.Option(500, "--batch-size", help="Decisions per predict → train round."),
@@ -110,21 +103,36 @@ def simulate(
     json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
     contexts_from: Path | None = typer.Option(None, "--contexts-from", help="Draw the customers from the generator fitted in this directory (nextbest synth fit) instead of the scenario's."),
+    server: str | None = typer.Option(None, "--server", help="Play the customers against this running `nextbest serve` (http://host:port) instead of in-process."),
+    experiment: str | None = typer.Option(None, "--experiment", help="With --server: the served experiment to play against (default: the only one served)."),
+    api_key: str | None = typer.Option(None, "--api-key", envvar="NEXTBEST_API_KEY", help="With --server: the key to send."),
 ) -> None:
     """Run predict → react → train against a built-in scenario and score the agent against its oracle."""
     from nextbest.training.simulate import TARGET_SCORE
     from nextbest.training.simulate import simulate as run
 
+    if server is not None:
+        if contexts_from is not None or experiment_dir is not None or hyperparameters is not None:
+            raise ConfigError("--server plays against the served experiment's own settings: drop --contexts-from, "
+                              "--experiment-dir and --hyperparameters")
+        from nextbest.serving.play import play, served_experiment
+
+        name = experiment or served_experiment(server)
+        with progress_bar(f"{scenario} · {server}/{name}", examples, quiet=quiet) as bar:
+            result = play(scenario, server, name, examples=examples, batch_size=batch_size, seed=seed, api_key=api_key,
+                          on_batch=lambda b: bar.update(completed=b.examples))
+        agent = f"{result.agent} (served)"
     contexts = None
     if contexts_from is not None:
         from nextbest.envs import make_scenario
         from nextbest.generative import contexts_sampler
 
         contexts = contexts_sampler(contexts_from, columns=make_scenario(scenario).columns)
-    with progress_bar(f"{scenario} · {agent}", examples, quiet=quiet) as bar:
-        result = run(scenario, agent, examples=examples, batch_size=batch_size, seed=seed,
-                     hyperparameters=hyperparameters, experiment_dir=experiment_dir, contexts=contexts,
-                     on_batch=lambda b: bar.update(completed=b.examples))
+    if server is None:
+        with progress_bar(f"{scenario} · {agent}", examples, quiet=quiet) as bar:
+            result = run(scenario, agent, examples=examples, batch_size=batch_size, seed=seed,
+                         hyperparameters=hyperparameters, experiment_dir=experiment_dir, contexts=contexts,
+                         on_batch=lambda b: bar.update(completed=b.examples))
     if not quiet:
         table = Table(title=f"{scenario} · {agent} · seed {seed}",
                       caption="expected reward per customer of the greedy policy on held-out customers; "
@@ -154,7 +162,7 @@ def show(
     json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
 ) -> None:
     """Summarize an experiment: agent, schema, updates, last metrics, checkpoints (or an `nextbest rl` run)."""
-    from nextbest.cli.rl import rl_summary
+    from nextbest.training.rl_run import rl_summary
 
     summary = rl_summary(directory) or describe(open_experiment(directory))
     table = Table(show_header=False, title=str(directory))
@@ -174,6 +182,8 @@ def scenarios() -> None:
     table = Table("scenario", "action space", "summary")
     for name, scenario in SCENARIOS.items():
         table.add_row(name, str(list(scenario.sizes)), scenario.summary)
+    for name, family in SCENARIO_FAMILIES.items():
+        table.add_row(f"{name}:<seed>", "drawn", family.summary)
     console.print(table)
 
 

@@ -123,7 +123,7 @@ class Schema(BaseModel):
             if values.isna().any():
                 row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
                 raise SchemaError(f"{source}: column '{name}' is empty in row {row}; expected a category")
-            vocabularies[name] = sorted({category_text(v) for v in values}, key=_natural_key)
+            vocabularies[name] = sorted({category_text(v) for v in values}, key=natural_key)
         schema = cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category)
         from nextbest.data.encoding import numeric_matrix  # validates numbers and names the bad row
 
@@ -149,7 +149,8 @@ def category_text(value: object) -> str:
     return str(value)
 
 
-def _natural_key(text: str) -> tuple:
+def natural_key(text: str) -> tuple:
+    """Sort key of a category's text: numbers first, in numeric order ('2' before '10'), then text."""
     try:
         return (0, float(text), text)
     except ValueError:

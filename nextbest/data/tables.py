@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from nextbest.errors import DataError
+from nextbest.io import temporary_path
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -59,12 +60,16 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if fmt == "csv":
-        table.to_csv(temporary, index=False)
-    else:
-        table.to_parquet(temporary, index=False)
-    os.replace(temporary, path)
+    temporary = temporary_path(path)
+    try:
+        if fmt == "csv":
+            table.to_csv(temporary, index=False)
+        else:
+            table.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 

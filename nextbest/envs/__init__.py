@@ -8,14 +8,24 @@ import gymnasium as gym
 
 from nextbest.envs.contextual import ContextualScenario
 from nextbest.envs.scenarios import SCENARIOS
+from nextbest.envs.worlds import World
 from nextbest.errors import ConfigError
+
+# Generated scenarios, named "<family>:<seed>" (world:17); the seed in the name picks the world.
+SCENARIO_FAMILIES: dict[str, type[ContextualScenario]] = {"world": World}
 
 
 def make_scenario(name: str, world_seed: int = 0) -> ContextualScenario:
+    family, colon, seed = name.partition(":")
+    if colon and family in SCENARIO_FAMILIES:
+        if not seed.strip().lstrip("-").isdigit():
+            raise ConfigError(f"scenario {name!r}: the seed after '{family}:' must be an integer, like {family}:17")
+        return SCENARIO_FAMILIES[family](world_seed=int(seed))
     try:
         return SCENARIOS[name](world_seed=world_seed)
     except KeyError:
-        raise ConfigError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS)}") from None
+        families = [f"{f}:<seed>" for f in SCENARIO_FAMILIES]
+        raise ConfigError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS) + families}") from None
 
 
 def _gym_id(name: str) -> str:
@@ -25,9 +35,12 @@ def _gym_id(name: str) -> str:
 for _name, _scenario in SCENARIOS.items():
     if _gym_id(_name) not in gym.registry:
         gym.register(id=_gym_id(_name), entry_point=_scenario)
+for _name, _family in SCENARIO_FAMILIES.items():  # gym.make("nextbest/World-v0", world_seed=17)
+    if _gym_id(_name) not in gym.registry:
+        gym.register(id=_gym_id(_name), entry_point=_family)
 if "nextbest/GridMap-v0" not in gym.registry:  # the planning grid (nextbest.envs.grid_map)
     gym.register(id="nextbest/GridMap-v0", entry_point="nextbest.envs.grid_map:GridMapEnv", max_episode_steps=200)
 if "nextbest/BudgetAllocation-v0" not in gym.registry:  # budget allocation (nextbest.envs.budget)
     gym.register(id="nextbest/BudgetAllocation-v0", entry_point="nextbest.envs.budget:BudgetAllocationEnv")
 
-__all__ = ["SCENARIOS", "ContextualScenario", "make_scenario"]
+__all__ = ["SCENARIOS", "SCENARIO_FAMILIES", "ContextualScenario", "make_scenario"]

@@ -1,7 +1,11 @@
 """`nextbest/BudgetAllocation-v0`: split each day's budget across channels, in a world drawn from a posterior.
 
-    env = gymnasium.make("nextbest/BudgetAllocation-v0", model="runs/budget")   # a fitted experiment
-    env = gymnasium.make("nextbest/BudgetAllocation-v0")                         # a built-in synthetic world
+    env = gymnasium.make("nextbest/BudgetAllocation-v0")                          # a built-in synthetic world
+    env = gymnasium.make("nextbest/BudgetAllocation-v0", model=parameters, budget=(500, 1500))  # a posterior
+    env = BudgetExperiment.open("runs/budget").make_env()                          # a fitted experiment
+
+(`nextbest.budget.experiment.BudgetExperiment.make_env` takes the posterior and the daily budget
+range of the experiment's history.)
 
 Each step is one day. The observation is the calendar and the budget: a one-hot weekday (7),
 the holiday flag, and the budget divided by the largest possible budget. The action is a point
@@ -18,16 +22,16 @@ rewards are near 1). Clicks are the draw's expected clicks, or sampled counts wi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nextbest.budget.optimize import Bounds, allocate_shares
 from nextbest.errors import ConfigError
+from nextbest.simulators.optimize import Bounds, allocate_shares
 from nextbest.simulators.response import ResponseParameters
+from nextbest.simulators.synthesize import DAILY_BUDGET, synthesize
 
 Reward = Literal["neg_log_cpc", "clicks", "conversions"]
 REWARDS = ("neg_log_cpc", "clicks", "conversions")
@@ -38,7 +42,7 @@ class BudgetAllocationEnv(gym.Env):
 
     def __init__(
         self,
-        model: ResponseParameters | str | Path | None = None,
+        model: ResponseParameters | None = None,
         *,
         budget: float | tuple[float, float] | None = None,
         minimum: dict[str, float] | None = None,
@@ -49,11 +53,12 @@ class BudgetAllocationEnv(gym.Env):
         sample_counts: bool = False,
         max_draws: int | None = None,
     ):
-        """model: posterior parameters, an experiment directory, or None for the built-in synthetic
-        world (3 channels, seed 0, its true parameters). budget: a fixed daily budget or a (low, high)
-        range drawn uniformly each day; default: the history's 5th–95th percentile of daily spend
-        (or 500–1500 without a history). holiday_rate: chance that a day is a holiday (above a
-        real calendar's, so that holidays are learned)."""
+        """model: the response model's posterior parameters, or None for the built-in synthetic world
+        (3 channels, seed 0, its true parameters). budget: a fixed daily budget or a (low, high) range
+        drawn uniformly each day; needed with `model` (`BudgetExperiment.make_env` passes the
+        history's 5th–95th percentile of daily spend), 500–1500 for the synthetic world.
+        holiday_rate: chance that a day is a holiday (above a real calendar's, so that holidays are
+        learned)."""
         parameters, budget_range = _model(model, budget)
         if reward not in REWARDS:
             raise ConfigError(f"unknown reward {reward!r}; choose one of {list(REWARDS)}")
@@ -164,20 +169,16 @@ class BudgetAllocationEnv(gym.Env):
         return observation
 
 
-def _model(model: ResponseParameters | str | Path | None, budget) -> tuple[ResponseParameters, tuple[float, float]]:
-    """Parameters and the daily budget range from whatever `model` is."""
+def _model(model: ResponseParameters | None, budget) -> tuple[ResponseParameters, tuple[float, float]]:
+    """Parameters and the daily budget range."""
     if model is None:
-        from nextbest.budget.synthesize import DAILY_BUDGET, synthesize
-
         parameters, default = synthesize(3, 365, seed=0)[1], (DAILY_BUDGET * 0.5, DAILY_BUDGET * 1.5)
     elif isinstance(model, ResponseParameters):
         parameters, default = model, None
     else:
-        from nextbest.budget.experiment import BudgetExperiment
-
-        experiment = BudgetExperiment.open(model)
-        daily = experiment.summary["history"]["daily_budget"]
-        parameters, default = experiment.parameters, (daily["p05"], daily["p95"])
+        raise ConfigError(f"model {str(model)!r}: the environment takes the response model's parameters (or None for "
+                          f"the synthetic world); for a fitted experiment directory use "
+                          f"BudgetExperiment.open({str(model)!r}).make_env() (nextbest.budget.experiment)")
     if budget is None:
         if default is None:
             raise ConfigError("give the daily budget (a number or a (low, high) range) for a model without a history")

@@ -20,7 +20,7 @@ import pandas as pd
 from nextbest.agents.base import PREDICTION_COLUMNS
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features, encode, numeric_column, numeric_matrix
-from nextbest.data.schema import Schema, _natural_key, category_text
+from nextbest.data.schema import Schema, category_text, natural_key
 from nextbest.errors import SchemaError
 from nextbest.rewards import Reward, reaction_values
 
@@ -216,7 +216,7 @@ def read_target_policy(table: pd.DataFrame, logs: pd.DataFrame, *, source: str =
             raise SchemaError(f"{source}: column '{column}' does not name an action of the logs' {len(names)} choice sets "
                               f"{names}; expected {TARGET_PREFIX}<{'>_<'.join(names)}>")
         columns_of[parts] = column
-    labels = [sorted({parts[j] for parts in columns_of}, key=_natural_key) for j in range(len(names))]
+    labels = [sorted({parts[j] for parts in columns_of}, key=natural_key) for j in range(len(names))]
     coded = logs.reset_index(drop=True)  # a new frame: recoding its action columns leaves `logs` as given
     for name, known in zip(names, labels):
         values = coded[name]

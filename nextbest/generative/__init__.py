@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nextbest.checkpoints import read_checkpoint
 from nextbest.errors import ConfigError, ExperimentError
 from nextbest.generative.base import Generator, GeneratorConfig
 from nextbest.generative.columns import Column, TableSpec, infer_spec
@@ -35,8 +36,6 @@ def generator_class(name: str) -> type[Generator]:
 
 def load_generator(directory: str | Path) -> Generator:
     """The generator fitted into `directory` by `Generator.save` (or `nextbest synth fit`)."""
-    from nextbest.checkpoints import read_checkpoint
-
     directory = Path(directory)
     hint = f"fit one first: nextbest synth fit DATA --model made --experiment-dir {directory}"
     if not directory.is_dir():

@@ -216,25 +216,6 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class EarlyStopping:
-    """Keeps the weights of the epoch with the best held-out score; says stop after `patience` epochs without one."""
-
-    def __init__(self, module: torch.nn.Module, patience: int):
-        self.module, self.patience = module, patience
-        self.best, self.best_epoch, self.state = -np.inf, 0, None
-
-    def update(self, epoch: int, score: float) -> bool:
-        """Record `score` (higher is better); True when training should stop."""
-        if score > self.best:
-            self.best, self.best_epoch = score, epoch
-            self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-        return self.patience > 0 and epoch - self.best_epoch >= self.patience
-
-    def restore(self) -> None:
-        if self.state is not None and self.patience > 0:
-            self.module.load_state_dict(self.state)
-
-
 def make_config(model: type[GeneratorConfig], overrides: Any, name: str = "generator") -> GeneratorConfig:
     """`model` from defaults and overrides (a dict, a JSON object string or a JSON file path)."""
     data = parse_overrides(overrides)

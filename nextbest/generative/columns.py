@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from nextbest.data.schema import Schema, _natural_key, category_text
+from nextbest.data.schema import Schema, category_text, natural_key
 from nextbest.errors import ConfigError, DataError
 
 MIN_ROWS = 10
@@ -114,7 +114,7 @@ def _infer_column(values: pd.Series, name: str, forced: bool, max_categories: in
                 name=name, kind="numeric", dtype="int" if integer and not missing else "float", missing=missing,
                 decimals=_decimals(finite), minimum=float(finite.min()), maximum=float(finite.max()),
             )
-    categories = sorted({category_text(v) for v in present}, key=_natural_key)
+    categories = sorted({category_text(v) for v in present}, key=natural_key)
     if len(categories) > max_categories:
         if _all_dates(present):
             raise DataError(_dates_message(name, source))

@@ -23,10 +23,11 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from nextbest.errors import ConfigError
-from nextbest.generative.base import EarlyStopping, EpochCallback, Generator, GeneratorConfig
+from nextbest.generative.base import EpochCallback, Generator, GeneratorConfig
 from nextbest.generative.columns import Column, category_codes, category_values, numeric_values
 from nextbest.generative.layers import block_log_softmax
 from nextbest.generative.transform import sample_codes
+from nextbest.nets.early_stopping import EarlyStopping
 
 INNER_QUANTILES = 17  # per interval bin: enough to follow the shape of a skewed tail within the bin
 
@@ -187,7 +188,7 @@ class MADE(Generator):
             self.net.direct.bias.zero_()
         x = self.one_hot(codes)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate)
-        stopper = EarlyStopping(self.net, self.config.patience if len(valid) else 0)
+        stopper = EarlyStopping(self.net, self.config.patience, maximize=True)
         scores: dict[str, float] = {}
         for epoch in range(1, self.epochs + 1):
             self.net.train()
@@ -203,12 +204,12 @@ class MADE(Generator):
             if len(valid):
                 scores["validation_log_likelihood"] = float(self.log_likelihood(valid).mean())
             on_epoch(epoch, scores)
-            if len(valid) and stopper.update(epoch, scores["validation_log_likelihood"]):
+            if len(valid) and stopper.update(scores["validation_log_likelihood"]):
                 break
         stopper.restore()
         if not len(valid):
             return scores
-        return {"best_epoch": stopper.best_epoch, "validation_log_likelihood": float(self.log_likelihood(valid).mean()),
+        return {"best_epoch": int(stopper.best_epoch), "validation_log_likelihood": float(self.log_likelihood(valid).mean()),
                 "validation_marginals_log_likelihood": float(self.marginal_log_likelihood(valid).mean())}
 
     def _sample(self, n: int, rng: np.random.Generator, conditions: dict[str, str]) -> pd.DataFrame:

@@ -18,9 +18,10 @@ import torch
 from pydantic import Field, NonNegativeFloat, PositiveInt
 from torch import nn
 
-from nextbest.generative.base import EarlyStopping, EpochCallback, Generator, GeneratorConfig
+from nextbest.generative.base import EpochCallback, Generator, GeneratorConfig
 from nextbest.generative.layers import block_log_softmax, mlp
 from nextbest.generative.transform import Layout
+from nextbest.nets.early_stopping import EarlyStopping
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -87,7 +88,7 @@ class TabularVAE(Generator):
         with torch.no_grad():  # categorical heads start at the marginal frequencies
             self.net.decoder[-1].bias[self.one_hot_index] = torch.log(x[:, self.one_hot_index].mean(0) + 1e-4)
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
-        stopper = EarlyStopping(self.net, self.config.patience if x_valid is not None else 0)
+        stopper = EarlyStopping(self.net, self.config.patience, maximize=True)
         scores: dict[str, float] = {}
         for epoch in range(1, self.epochs + 1):
             self.net.train()
@@ -105,12 +106,12 @@ class TabularVAE(Generator):
             if x_valid is not None:
                 scores["validation_elbo"] = self.elbo(x_valid)
             on_epoch(epoch, scores)
-            if x_valid is not None and stopper.update(epoch, scores["validation_elbo"]):
+            if x_valid is not None and stopper.update(scores["validation_elbo"]):
                 break
         stopper.restore()
         if x_valid is None:
             return {"elbo": scores["elbo"]}
-        return {"elbo": scores["elbo"], "best_epoch": stopper.best_epoch, "validation_elbo": stopper.best}
+        return {"elbo": scores["elbo"], "best_epoch": int(stopper.best_epoch), "validation_elbo": float(stopper.best)}
 
     @torch.no_grad()
     def elbo(self, x: torch.Tensor) -> float:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from nextbest.budget.history import ChannelHistory
 from nextbest.config import Section
+from nextbest.data.channels import ChannelHistory
 from nextbest.simulators.model import ModelData, constrain, initial_point, potential
 from nextbest.simulators.response import HARMONICS, ResponseParameters
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nextbest.budget.history import ChannelHistory
+from nextbest.data.channels import ChannelHistory
 from nextbest.errors import DataError
 from nextbest.simulators.response import Calendar
 

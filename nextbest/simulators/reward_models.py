@@ -28,10 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from nextbest.agents.ridge import RidgeArms
 from nextbest.data.encoding import Features
 from nextbest.errors import ConfigError, DataError
+from nextbest.nets.early_stopping import EarlyStopping
+from nextbest.nets.likelihood import negative_log_likelihood
 from nextbest.nets.mlp import MLPEncoder
+from nextbest.nets.ridge import RidgeArms
 
 FOLDS = 5  # cross-fitting folds by default
 MAX_CATEGORIES = 255  # histogram gradient boosting bins a categorical feature into at most 255 codes
@@ -153,7 +155,8 @@ class NeuralRewardModel(RewardModel):
         order = torch.randperm(len(y), generator=generator)
         n_valid = max(1, len(y) // 10) if len(y) >= 20 else 0
         valid, train = order[:n_valid], order[n_valid:]
-        best, best_loss, waited = None, float("inf"), 0
+        min_delta = 1e-6 if self.binary else 5e-7  # 1e-6 of squared error: the Gaussian's ½ squared error halves it
+        stopper = EarlyStopping(self.network, s["patience"], min_delta=min_delta)
         for _epoch in range(s["max_epochs"]):
             self.network.train()
             for batch in train[torch.randperm(len(train), generator=generator)].split(s["batch_size"]):
@@ -165,14 +168,9 @@ class NeuralRewardModel(RewardModel):
                 continue
             with torch.no_grad():
                 valid_loss = float(self._loss(codes[valid], numeric[valid], joint[valid], y[valid], w[valid]))
-            if valid_loss < best_loss - 1e-6:
-                best, best_loss, waited = copy.deepcopy(self.network.state_dict()), valid_loss, 0
-            else:
-                waited += 1
-                if waited >= s["patience"]:
-                    break
-        if best is not None:
-            self.network.load_state_dict(best)
+            if stopper.update(valid_loss):
+                break
+        stopper.restore()
         return self
 
     def _outputs(self, codes: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
@@ -181,10 +179,7 @@ class NeuralRewardModel(RewardModel):
 
     def _loss(self, codes, numeric, joint, y, w) -> torch.Tensor:
         taken = self._outputs(codes, numeric).gather(1, joint.view(-1, 1)).squeeze(1)
-        if self.binary:
-            per_row = nn.functional.binary_cross_entropy_with_logits(taken, y, reduction="none")
-        else:
-            per_row = (taken - y) ** 2
+        per_row = negative_log_likelihood(taken, y, "bernoulli" if self.binary else "gaussian")
         return (w * per_row).sum() / w.sum()
 
     @torch.no_grad()

@@ -2,17 +2,26 @@
 
     DIR/hyperparameters.json   everything needed to repeat the run
     DIR/schema.json            columns, vocabularies, numeric standardization
-    DIR/checkpoints/           checkpoint-NNNNNN.pt (atomic) and `latest`
-    DIR/experiences/           one Parquet part per training call, with computed rewards
+    DIR/checkpoints/           checkpoint-NNNNNN.pt (atomic, weights-only) and `latest`
+    DIR/experiences/           the experience store: one Parquet part per training call, with computed
+                               rewards, and .index.parquet (the row hashes that refuse duplicates)
     DIR/tensorboard/           event files: rewards and every training metric
+    DIR/.lock                  held by the one writer (train, pretrain, simulate) while it writes
 
 `Experiment` is the whole predict → train loop in Python; the CLI is a thin layer over it.
 An experiment without a directory lives in memory (the simulator uses that).
+
+One writer at a time: `train` (and `pretrain`, `simulate`, `create`) holds DIR/.lock while it writes,
+and a second writer waits for it (up to `lock_timeout` seconds). Having the lock, a writer re-reads the
+latest checkpoint, so it trains on top of what the one before it committed, never beside it.
+The checkpoint is the commit: the experience parts it names are the stored experiences.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +31,18 @@ import pandas as pd
 
 from nextbest.agents import Agent, Experience, agent_class
 from nextbest.agents.base import PREDICTION_COLUMNS
-from nextbest.checkpoints import read_checkpoint, write_checkpoint
+from nextbest.agents.settings import agent_config, load_hyperparameters
+from nextbest.checkpoints import checkpoint_files, read_checkpoint, write_checkpoint
 from nextbest.config import Hyperparameters
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features, check_columns, encode, flag_column, numeric_column, numeric_matrix
 from nextbest.data.schema import Schema
-from nextbest.data.tables import read_table, write_table
 from nextbest.errors import ExperimentError, SchemaError
 from nextbest.rewards import Reward, make_reward, reaction_values
 from nextbest.seeding import fresh_seed
 from nextbest.tensorboard import MetricsWriter
+from nextbest.training.lock import LOCK_TIMEOUT, ExperimentLock
+from nextbest.training.store import ParquetExperienceStore, duplicates_error, row_hashes
 
 
 @dataclass
@@ -53,12 +64,18 @@ class Experiment:
         self.action_space = ActionSpace(tuple(hyperparameters.actions.action_space))
         self.reward: Reward = make_reward(hyperparameters.reward, self.action_space)
         self.agent: Agent = agent_class(hyperparameters.agent_name)(
-            schema, self.action_space, hyperparameters.agent_config(), seed=hyperparameters.seed
+            schema, self.action_space, agent_config(hyperparameters), seed=hyperparameters.seed
         )
         self.progress = Progress()
         self.checkpoint: Path | None = None
         self.skipped_checkpoints: list[str] = []  # unreadable checkpoints passed over when opening
-        self._row_hashes: set[int] | None = None
+        self.lock_timeout = LOCK_TIMEOUT  # seconds a writer waits for the one before it
+        self.store = (
+            ParquetExperienceStore(self.directory / "experiences", self.row_hashes) if self.directory is not None else None
+        )
+        self._lock = ExperimentLock(self.directory, self.lock_timeout) if self.directory is not None else None
+        self._follow_latest = True  # re-read the latest checkpoint when starting to write (False: opened at a named one)
+        self._stale = False  # a training call failed half-way: the agent in memory is not the one on disk
         self._metrics = MetricsWriter(self.directory / "tensorboard" if self.directory else None)
 
     # --- creating and opening -------------------------------------------------------------------
@@ -67,12 +84,13 @@ class Experiment:
         """A new experiment; refuses a directory that already holds one."""
         experiment = cls(hyperparameters, schema, directory)
         if experiment.directory is not None:
-            if (experiment.directory / "hyperparameters.json").exists():
-                raise ExperimentError(f"{experiment.directory} already holds an experiment; choose a new directory")
-            for sub in ("checkpoints", "experiences", "tensorboard"):
-                (experiment.directory / sub).mkdir(parents=True, exist_ok=True)
-            hyperparameters.save(experiment.directory / "hyperparameters.json")
-            schema.save(experiment.directory / "schema.json")
+            with experiment.writing(refresh=False):
+                if (experiment.directory / "hyperparameters.json").exists():
+                    raise ExperimentError(f"{experiment.directory} already holds an experiment; choose a new directory")
+                for sub in ("checkpoints", "experiences", "tensorboard"):
+                    (experiment.directory / sub).mkdir(parents=True, exist_ok=True)
+                hyperparameters.save(experiment.directory / "hyperparameters.json")
+                schema.save(experiment.directory / "schema.json")
         return experiment
 
     @classmethod
@@ -86,17 +104,70 @@ class Experiment:
         if not (directory / "schema.json").is_file() and '"env_id"' in (directory / "hyperparameters.json").read_text():
             raise ExperimentError(f"{directory} is a `nextbest rl` run (a Gymnasium environment), not an experiment of "
                                   "tabular decisions; create one with `nextbest init`")
-        hyperparameters = Hyperparameters.model_validate_json_file(directory / "hyperparameters.json")
+        hyperparameters = load_hyperparameters(directory / "hyperparameters.json")
         schema = Schema.load(directory / "schema.json")
         experiment = cls(hyperparameters, schema, directory)
+        experiment._follow_latest = checkpoint is None
         found = read_checkpoint(directory / "checkpoints", checkpoint, experiment.skipped_checkpoints)
         if found is not None:
-            experiment.checkpoint, state = found
-            experiment.schema = Schema.model_validate(state["schema"])
-            experiment.agent.schema = experiment.schema
-            experiment.agent.load_state_dict(state["agent"])
-            experiment.progress = Progress(**state["progress"])
+            experiment._restore(*found)
         return experiment
+
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
+        """Take the agent, schema and progress of the checkpoint at `path`."""
+        self.checkpoint = path
+        self.schema = Schema.model_validate(state["schema"])
+        self.agent.schema = self.schema
+        self.agent.load_state_dict(state["agent"])
+        self.progress = Progress(**state["progress"])
+        if self.store is not None:
+            self.store.refresh(self.progress.experience_parts)
+
+    # --- writing: one writer at a time ----------------------------------------------------------
+    @contextmanager
+    def writing(self, *, refresh: bool = True) -> Iterator[Experiment]:
+        """Hold the experiment's lock (waiting up to `lock_timeout` s for another writer); on first entry,
+        with `refresh`, catch up with the latest checkpoint a writer before this one committed.
+        Nested use is free; an experiment in memory has nothing to lock."""
+        if self._lock is None:
+            yield self
+            return
+        outermost = not self._lock.held
+        if outermost:
+            self._lock.timeout = self.lock_timeout
+            self._lock.acquire()
+        try:
+            if outermost and refresh:
+                self._catch_up()
+            yield self
+        finally:
+            if outermost:
+                self._lock.release()
+
+    def _catch_up(self) -> None:
+        """Re-read the latest checkpoint if another writer committed one since this experiment read its own."""
+        directory = self.directory / "checkpoints"
+        if not (self._follow_latest or self._stale):
+            return
+        pointer = directory / "latest"
+        named = pointer.read_text().strip() if pointer.is_file() else None
+        if not self._stale and self.checkpoint is not None and named == self.checkpoint.name and self.checkpoint.is_file():
+            return
+        if not self._stale and self.checkpoint is None and not checkpoint_files(directory):
+            return
+        name = None if self._follow_latest or self.checkpoint is None else str(self.checkpoint)
+        skipped: list[str] = []
+        found = read_checkpoint(directory, name, skipped)
+        if found is not None and (self._stale or found[0] != self.checkpoint):
+            self._restore(*found)
+            self.skipped_checkpoints = skipped
+        elif found is None and self._stale:  # nothing committed yet: start again from a fresh agent
+            self.agent = agent_class(self.hyperparameters.agent_name)(
+                self.schema, self.action_space, agent_config(self.hyperparameters), seed=self.hyperparameters.seed
+            )
+            self.progress = Progress()
+            self.store.refresh([])
+        self._stale = False
 
     # --- predicting -----------------------------------------------------------------------------
     def predict(
@@ -138,7 +209,21 @@ class Experiment:
 
     def train(self, experiences: pd.DataFrame, *, source: str = "experiences", allow_duplicates: bool = False) -> dict[str, float]:
         """Learn from an experience table (a prediction table plus `reaction`; `reward` if already computed),
-        append it to the experience store and write a new checkpoint. Returns the update's metrics."""
+        append it to the experience store and write a new checkpoint. Returns the update's metrics.
+
+        Holds the experiment's lock throughout (waiting for another writer first, then training on top
+        of its checkpoint). Rows already trained, or repeated in the table, are refused unless
+        `allow_duplicates`."""
+        with self.writing():
+            committed = list(self.progress.experience_parts)
+            try:
+                return self._train(experiences, source=source, allow_duplicates=allow_duplicates)
+            except BaseException:
+                if self._stale and self.store is not None:  # failed after learning: forget the uncommitted part
+                    self.store.refresh(committed)
+                raise
+
+    def _train(self, experiences: pd.DataFrame, *, source: str, allow_duplicates: bool) -> dict[str, float]:
         started = time.perf_counter()
         check_columns(experiences, self.experience_columns(), optional=["reward"], source=source)
         experiences = experiences.reset_index(drop=True)
@@ -155,6 +240,7 @@ class Experiment:
         if not allow_duplicates:
             self._refuse_duplicates(experiences, source)
 
+        self._stale = True  # until the checkpoint is written, the agent in memory is ahead of the one on disk
         metrics = self.agent.update(
             Experience(
                 features=features,
@@ -169,68 +255,64 @@ class Experiment:
         self.progress.updates += 1
         self.progress.examples += len(experiences)
         self.progress.last_metrics = metrics
-        self._store(experiences.assign(reward=rewards))
+        if self.store is not None:
+            self.store.append(experiences.assign(reward=rewards), allow_duplicates=allow_duplicates, source=source)
+            self.progress.experience_parts = list(self.store.parts)
         self._metrics.write(metrics, step=self.progress.examples)
         self.save_checkpoint()
+        self._stale = False
         return metrics
 
     def _refuse_duplicates(self, experiences: pd.DataFrame, source: str) -> None:
-        hashes = _row_hashes(experiences[self.experience_columns()])
-        repeated = np.flatnonzero(pd.Series(hashes).duplicated().to_numpy() | np.isin(hashes, list(self.stored_hashes())))
-        if len(repeated):
-            raise ExperimentError(
-                f"{source}: {len(repeated)} of {len(experiences)} rows were already trained or appear twice "
-                f"(first: row {repeated[0] + 1}); pass --allow-duplicates to train them anyway"
-            )
-
-    def stored_hashes(self) -> set[int]:
-        if self._row_hashes is None:
-            stored = self.experiences()
-            self._row_hashes = set(_row_hashes(stored[self.experience_columns()]).tolist()) if len(stored) else set()
-        return self._row_hashes
-
-    def _store(self, experiences: pd.DataFrame) -> None:
-        if self.directory is None:
+        if self.store is not None:
+            self.store.refuse_duplicates(experiences, source)
             return
-        name = f"part-{self.progress.updates:06d}.parquet"
-        write_table(experiences, self.directory / "experiences" / name)
-        self.progress.experience_parts.append(name)
-        if self._row_hashes is not None:
-            self._row_hashes.update(_row_hashes(experiences[self.experience_columns()]).tolist())
+        repeated = np.flatnonzero(pd.Series(self.row_hashes(experiences)).duplicated().to_numpy())
+        if len(repeated):  # an experiment in memory keeps no experiences: only repeats within the table
+            raise duplicates_error(repeated, len(experiences), source)
+
+    def row_hashes(self, experiences: pd.DataFrame) -> np.ndarray:
+        """(n,) uint64 key of each experience row, the same for a CSV and a Parquet copy (see `store.row_hashes`)."""
+        return row_hashes(experiences, self.schema, self.action_space)
 
     def experiences(self) -> pd.DataFrame:
         """Every experience trained so far (the parts the current checkpoint lists), with rewards."""
-        if self.directory is None or not self.progress.experience_parts:
+        if self.store is None or not self.progress.experience_parts:
             return pd.DataFrame(columns=[*self.experience_columns(), "reward"])
-        parts = [read_table(self.directory / "experiences" / name) for name in self.progress.experience_parts]
-        return pd.concat(parts, ignore_index=True)
+        return self.store.read()
 
     def save_checkpoint(self) -> Path | None:
+        """Write the next checkpoint and point `latest` at it. Its number is `progress.updates`, or one past
+        the newest on disk when another checkpoint already has that number or a higher one (a run continued
+        from an older checkpoint): a checkpoint is never overwritten by another line of training."""
         if self.directory is None:
             return None
-        state = {
-            "agent": self.agent.state_dict(),
-            "schema": self.schema.model_dump(),
-            "progress": self.progress.__dict__,
-        }
-        keep = self.hyperparameters.trainer.checkpoints_to_keep
-        self.checkpoint = write_checkpoint(self.directory / "checkpoints", self.progress.updates, state, keep)
+        with self.writing(refresh=False):
+            state = {
+                "agent": self.agent.state_dict(),
+                "schema": self.schema.model_dump(),
+                "progress": self.progress.__dict__,
+            }
+            keep = self.hyperparameters.trainer.checkpoints_to_keep
+            directory = self.directory / "checkpoints"
+            number = self.progress.updates
+            own = self.checkpoint.name if self.checkpoint is not None else None
+            taken = [p for p in checkpoint_files(directory) if _number(p) >= number and p.name != own]
+            if taken:
+                number = max(_number(p) for p in taken) + 1
+            self.checkpoint = write_checkpoint(directory, number, state, keep)
         return self.checkpoint
 
     def close(self) -> None:
         self._metrics.close()
 
 
-def _row_hashes(table: pd.DataFrame) -> np.ndarray:
-    """One 64-bit hash per row of the values as text, so CSV and Parquet copies of a row match."""
-    text = table.astype(str)
-    return pd.util.hash_pandas_object(text, index=False).to_numpy()
+def _number(checkpoint: Path) -> int:
+    return int(checkpoint.stem.rsplit("-", 1)[1])
 
 
 def describe(experiment: Experiment) -> dict[str, Any]:
     """A summary of an experiment: agent, schema, progress, checkpoints."""
-    from nextbest.checkpoints import checkpoint_files
-
     directory = experiment.directory
     return {
         "directory": str(directory),

@@ -101,7 +101,26 @@ def pretrain(
 ) -> PretrainResult:
     """Fit `reward_model` on `history`, then run `steps` simulated updates of `batch_size` contexts.
 
-    `on_model(check)` runs once the reward model is fitted, `on_step(metrics)` after every step."""
+    `on_model(check)` runs once the reward model is fitted, `on_step(metrics)` after every step.
+    Holds the experiment's lock throughout (see `Experiment.writing`), starting from its latest checkpoint."""
+    with experiment.writing():
+        return _pretrain(experiment, history, steps=steps, batch_size=batch_size, reward_model=reward_model,
+                         held_out=held_out, seed=seed, source=source, on_model=on_model, on_step=on_step)
+
+
+def _pretrain(
+    experiment: Experiment,
+    history: pd.DataFrame,
+    *,
+    steps: int,
+    batch_size: int,
+    reward_model: str | RewardModel,
+    held_out: float,
+    seed: int | None,
+    source: str,
+    on_model: Callable[[dict[str, Any]], None] | None,
+    on_step: Callable[[dict[str, float]], None] | None,
+) -> PretrainResult:
     if steps < 0 or batch_size < 1:
         raise ConfigError(f"steps must be ≥ 0 and batch size positive, got {steps} and {batch_size}")
     data = read_history(experiment, history, source=source)

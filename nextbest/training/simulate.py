@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.agents import DEFAULT_AGENT
-from nextbest.config import build_hyperparameters
+from nextbest.agents.settings import build_hyperparameters
 from nextbest.envs import ContextualScenario, make_scenario
 from nextbest.errors import ConfigError
 from nextbest.training.experiment import Experiment
@@ -66,6 +66,30 @@ class SimulationResult:
         }
 
 
+def scenario_experiment(
+    scenario: str | ContextualScenario,
+    agent: str = DEFAULT_AGENT,
+    directory: str | Path | None = None,
+    *,
+    hyperparameters: str | Path | dict | None = None,
+    seed: int = 0,
+) -> Experiment:
+    """A new experiment (in `directory`, or in memory) whose columns, action space and reward are the
+    scenario's: what `simulate` plays in-process, and what a server serves for `simulate --server`."""
+    world = make_scenario(scenario) if isinstance(scenario, str) else scenario
+    hp = build_hyperparameters(
+        agent,
+        hyperparameters,
+        action_space=list(world.sizes),
+        columns=world.columns,
+        categorical_columns=list(world.categorical),
+        reward_name=world.reward_config.reward_name,
+        action_costs=world.reward_config.action_costs,
+        seed=seed,
+    )
+    return Experiment.create(directory, hp, world.schema())
+
+
 def simulate(
     scenario: str | ContextualScenario,
     agent: str = DEFAULT_AGENT,
@@ -85,45 +109,37 @@ def simulate(
         raise ConfigError(f"examples and batch size must be positive, got {examples} and {batch_size}")
     world = make_scenario(scenario) if isinstance(scenario, str) else scenario
     draw = contexts or world.sample_contexts
-    hp = build_hyperparameters(
-        agent,
-        hyperparameters,
-        action_space=list(world.sizes),
-        columns=world.columns,
-        categorical_columns=list(world.categorical),
-        reward_name=world.reward_config.reward_name,
-        action_costs=world.reward_config.action_costs,
-        seed=seed,
-    )
-    experiment = Experiment.create(experiment_dir, hp, world.schema())
-    rng = np.random.default_rng(seed)
-    held_out = draw(hp.trainer.evaluation_rows, np.random.default_rng([seed, 1]))
-    expected = world.expected_rewards(held_out)
-    oracle, random = float(expected.max(axis=1).mean()), float(expected.mean())
-    result = SimulationResult(world.name, agent, seed, batch_size)
-    started = time.perf_counter()
+    experiment = scenario_experiment(world, agent, experiment_dir, hyperparameters=hyperparameters, seed=seed)
+    hp = experiment.hyperparameters
+    with experiment.writing():  # the one writer of its directory until the run ends
+        rng = np.random.default_rng(seed)
+        held_out = draw(hp.trainer.evaluation_rows, np.random.default_rng([seed, 1]))
+        expected = world.expected_rewards(held_out)
+        oracle, random = float(expected.max(axis=1).mean()), float(expected.mean())
+        result = SimulationResult(world.name, agent, seed, batch_size)
+        started = time.perf_counter()
 
-    def score(batch: int, mean_reward: float | None) -> None:
-        greedy = experiment.predict(held_out, seed=0, greedy=True, source="held-out contexts")
-        joint = experiment.action_space.to_joint(experiment.action_space.read(greedy))
-        value = float(expected[np.arange(len(joint)), joint].mean())
-        record = BatchResult(
-            batch, experiment.progress.examples, mean_reward, oracle, random, value,
-            (value - random) / (oracle - random) if oracle > random else 1.0, time.perf_counter() - started,
-        )
-        result.batches.append(record)
-        if on_batch:
-            on_batch(record)
+        def score(batch: int, mean_reward: float | None) -> None:
+            greedy = experiment.predict(held_out, seed=0, greedy=True, source="held-out contexts")
+            joint = experiment.action_space.to_joint(experiment.action_space.read(greedy))
+            value = float(expected[np.arange(len(joint)), joint].mean())
+            record = BatchResult(
+                batch, experiment.progress.examples, mean_reward, oracle, random, value,
+                (value - random) / (oracle - random) if oracle > random else 1.0, time.perf_counter() - started,
+            )
+            result.batches.append(record)
+            if on_batch:
+                on_batch(record)
 
-    score(0, None)
-    batch = 0
-    while experiment.progress.examples < examples:
-        batch += 1
-        customers = draw(min(batch_size, examples - experiment.progress.examples), rng)
-        predictions = experiment.predict(customers, seed=int(rng.integers(2**31)), source=f"batch {batch}")
-        actions = experiment.action_space.read(predictions)
-        predictions["reaction"] = world.sample_reactions(customers, actions, rng)
-        metrics = experiment.train(predictions, source=f"batch {batch}", allow_duplicates=True)
-        score(batch, metrics["reward/mean"])
+        score(0, None)
+        batch = 0
+        while experiment.progress.examples < examples:
+            batch += 1
+            customers = draw(min(batch_size, examples - experiment.progress.examples), rng)
+            predictions = experiment.predict(customers, seed=int(rng.integers(2**31)), source=f"batch {batch}")
+            actions = experiment.action_space.read(predictions)
+            predictions["reaction"] = world.sample_reactions(customers, actions, rng)
+            metrics = experiment.train(predictions, source=f"batch {batch}", allow_duplicates=True)
+            score(batch, metrics["reward/mean"])
     experiment.close()
     return result

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextbest.budget.history import ChannelHistory, parse_date
+from nextbest.data.channels import ChannelHistory, parse_date
 from nextbest.errors import ConfigError
 from nextbest.simulators.response import HARMONICS, Calendar, ResponseParameters
 

@@ -1,4 +1,4 @@
-"""Bayesian ridge regression per joint action: the posterior every linear bandit shares.
+"""Bayesian ridge regression per joint action: the posterior the linear bandits and the ridge reward model share.
 
 For arm a with design rows X_a and rewards r_a:
     A_a = λI + X_aᵀX_a,   b_a = X_aᵀr_a,   μ_a = A_a⁻¹ b_a,   Cov(θ_a) = σ² A_a⁻¹.

@@ -8,12 +8,12 @@
 Discrete actions get a categorical policy, MultiDiscrete one categorical per choice, Box a
 diagonal Gaussian squashed by tanh onto its bounds (or with `simplex=True` onto the probability
 simplex). Defaults are Stable-Baselines3's. The update itself (`ppo_update`) and the advantage
-estimator (`generalized_advantages`) are shared with the tabular agents in `nextbest.agents.ppo`.
+estimator (`generalized_advantages`) live in `nextbest.agents.ppo_loss`, shared with the tabular
+agents in `nextbest.agents.ppo`.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from collections import deque
@@ -25,33 +25,25 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium import spaces
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
-from nextbest.errors import ConfigError
+from nextbest.agents.ppo_loss import (
+    PPOLossSettings,
+    RolloutBatch,
+    RunningMeanStd,
+    generalized_advantages,
+    make_optimizer,
+    ppo_update,
+    set_learning_rate,
+)
+from nextbest.checkpoints import load_state, state_bytes
+from nextbest.errors import ConfigError, ExperimentError
 from nextbest.io import atomic_write_bytes
 from nextbest.nets.device import default_device
 from nextbest.nets.heads import ActionSpec, PolicyHead, ValueHead
 from nextbest.nets.mlp import TwinMLP
-
-
-class PPOLossSettings(BaseModel):
-    """What one PPO update does with a batch of experience (shared by every PPO in nextbest)."""
-
-    model_config = ConfigDict(extra="forbid")
-    learning_rate: float = Field(3e-4, gt=0, description="Adam step size (the start of the schedule)")
-    batch_size: int = Field(64, ge=1, description="rows per minibatch")
-    n_epochs: int = Field(10, ge=1, description="passes over the batch per update")
-    gamma: float = Field(0.99, ge=0, le=1, description="discount of future rewards")
-    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE bias-variance trade-off")
-    clip_range: float = Field(0.2, gt=0, description="policy ratio clipped to [1 − clip, 1 + clip]")
-    clip_range_vf: float | None = Field(None, gt=0, description="value change clipped around the old value; None: off")
-    normalize_advantage: bool = True
-    ent_coef: float = Field(0.0, ge=0, description="weight of the entropy bonus")
-    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
-    max_grad_norm: float = Field(0.5, gt=0, description="gradients are rescaled to at most this norm")
-    target_kl: float | None = Field(None, gt=0, description="stop the update's epochs once approx. KL > 1.5 × this")
-    adam_eps: float = Field(1e-5, gt=0)
+from nextbest.nets.spaces import space_from_dict, space_to_dict
 
 
 class PPOConfig(PPOLossSettings):
@@ -66,135 +58,6 @@ class PPOConfig(PPOLossSettings):
     activation: Literal["tanh", "relu"] = "tanh"
     log_std_init: float = Field(0.0, description="initial log standard deviation of Gaussian policies")
     normalize_observations: bool = Field(False, description="standardize observations with running statistics")
-
-
-# --- the shared math ----------------------------------------------------------------------------
-
-
-def generalized_advantages(
-    rewards: np.ndarray, values: np.ndarray, next_value: np.ndarray, done: np.ndarray, gamma: float, lam: float
-) -> np.ndarray:
-    """GAE(γ, λ) (Schulman et al., 2016). rewards, values, done: (T, n_envs), done[t] meaning the
-    episode ended after step t; next_value: (n_envs,) value of the state after the last step.
-
-        δ_t = r_t + γ (1 − done_t) V_{t+1} − V_t,     A_t = δ_t + γ λ (1 − done_t) A_{t+1}."""
-    T = len(rewards)
-    advantages = np.zeros_like(rewards, dtype=np.float64)
-    following = np.zeros(rewards.shape[1:], dtype=np.float64)
-    for t in reversed(range(T)):
-        v_next = next_value if t == T - 1 else values[t + 1]
-        not_done = 1.0 - done[t]
-        delta = rewards[t] + gamma * not_done * v_next - values[t]
-        following = delta + gamma * lam * not_done * following
-        advantages[t] = following
-    return advantages
-
-
-def clipped_surrogate(ratio: Tensor, advantage: Tensor, clip: float) -> Tensor:
-    """PPO's policy loss: −E[min(ρ A, clip(ρ, 1 − ε, 1 + ε) A)] with ρ = π_new / π_old."""
-    clipped = ratio.clamp(1.0 - clip, 1.0 + clip)
-    return -torch.min(ratio * advantage, clipped * advantage).mean()
-
-
-Evaluate = Callable[[Tensor], tuple[Tensor, Tensor, Tensor, Tensor | None]]
-METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm", "extra_loss", "loss")
-
-
-def ppo_update(
-    evaluate: Evaluate,
-    old_log_prob: Tensor,
-    advantages: Tensor,
-    returns: Tensor,
-    old_values: Tensor,
-    settings: PPOLossSettings,
-    optimizer: torch.optim.Optimizer,
-    parameters: list[nn.Parameter],
-    generator: torch.Generator,
-    extra_coef: float = 0.0,
-) -> dict[str, float]:
-    """Several epochs of minibatch steps on the clipped objective; returns the update's metrics.
-
-    `evaluate(rows)` → (log-probability, entropy, value, extra loss or None), each (len(rows),), of
-    the stored actions under the current network; the extra loss (TabNet's attentive-transformer
-    sparsity loss) is added with weight `extra_coef`. The other tensors are (N,) and fixed for the
-    update. The value loss is SB3's (mean squared error, no ½), optionally clipped as in the
-    original implementation (max of the clipped and unclipped errors)."""
-    s = settings
-    n = len(advantages)
-    totals = torch.zeros(len(METRICS))
-    zero = advantages.new_zeros(())
-    steps, stopped_early, approx_kl_value = 0, False, 0.0
-    for _epoch in range(s.n_epochs):
-        order = torch.randperm(n, generator=generator).to(advantages.device)
-        for start in range(0, n, s.batch_size):
-            rows = order[start : start + s.batch_size]
-            new_log_prob, entropy, value, extra = evaluate(rows)
-            advantage = advantages[rows]
-            if s.normalize_advantage and len(rows) > 1:
-                std, mean = torch.std_mean(advantage)
-                advantage = (advantage - mean) / (std + 1e-8)
-
-            log_ratio = new_log_prob - old_log_prob[rows]
-            ratio = log_ratio.exp()
-            policy_loss = clipped_surrogate(ratio, advantage, s.clip_range)
-            value_error = (value - returns[rows]) ** 2
-            if s.clip_range_vf is not None:
-                old = old_values[rows]
-                clipped_value = old + (value - old).clamp(-s.clip_range_vf, s.clip_range_vf)
-                value_error = torch.max(value_error, (clipped_value - returns[rows]) ** 2)
-            value_loss = value_error.mean()
-            entropy_loss = -entropy.mean()
-            loss = policy_loss + s.ent_coef * entropy_loss + s.vf_coef * value_loss
-            extra_loss = zero
-            if extra is not None:
-                extra_loss = extra.mean()
-                loss = loss + extra_coef * extra_loss
-
-            with torch.no_grad():
-                approx_kl = ((ratio - 1.0) - log_ratio).mean()  # k3 estimator, always ≥ 0
-                clip_fraction = ((ratio - 1.0).abs() > s.clip_range).float().mean()
-            if s.target_kl is not None:
-                approx_kl_value = float(approx_kl)
-                if approx_kl_value > 1.5 * s.target_kl:
-                    stopped_early = True
-                    break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(parameters, s.max_grad_norm, foreach=True)
-            optimizer.step()
-            steps += 1
-            totals += torch.stack([policy_loss, value_loss, -entropy_loss, approx_kl, clip_fraction, grad_norm,
-                                   extra_loss, loss]).detach().cpu()
-        if stopped_early:
-            break
-    metrics = {name: float(total) / steps if steps else float("nan") for name, total in zip(METRICS, totals)}
-    if steps == 0:  # stopped before the first step: report the KL that stopped it
-        metrics["approx_kl"] = approx_kl_value
-    metrics["explained_variance"] = explained_variance(old_values, returns)
-    metrics["gradient_steps"] = float(steps)
-    metrics["stopped_early"] = float(stopped_early)
-    return metrics
-
-
-def make_optimizer(parameters: list[nn.Parameter], learning_rate: float, eps: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where PyTorch has one for the device (a third of the optimizer's
-    time on a CPU for small networks), else the multi-tensor one."""
-    try:
-        return torch.optim.Adam(parameters, lr=learning_rate, eps=eps, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(parameters, lr=learning_rate, eps=eps, foreach=True)
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
-    """Every parameter group of `optimizer` steps with `rate` from now on."""
-    for group in optimizer.param_groups:
-        group["lr"] = rate
-
-
-def explained_variance(predicted: Tensor, target: Tensor) -> float:
-    """1 − Var[target − predicted] / Var[target]: 1 is perfect, 0 no better than a constant, NaN if Var[target] = 0."""
-    variance = float(target.var()) if len(target) > 1 else 0.0
-    return float("nan") if variance == 0 else 1.0 - float((target - predicted).var()) / variance
 
 
 # --- observations ---------------------------------------------------------------------------------
@@ -242,23 +105,6 @@ def stack(space: spaces.Space, observations: list[Any]) -> Any:
     if isinstance(space, spaces.Dict):
         return {k: stack(s, [o[k] for o in observations]) for k, s in space.spaces.items()}
     return np.stack([np.asarray(o) for o in observations])
-
-
-class RunningMeanStd:
-    """Mean and variance over every row seen (Chan et al.'s parallel update, as SB3's VecNormalize)."""
-
-    def __init__(self, dim: int):
-        self.mean, self.var, self.count = np.zeros(dim), np.ones(dim), 1e-4
-
-    def update(self, x: np.ndarray) -> None:
-        n, mean, var = len(x), x.mean(axis=0), x.var(axis=0)
-        delta, total = mean - self.mean, self.count + n
-        self.mean = self.mean + delta * n / total
-        self.var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
-        self.count = total
-
-    def normalize(self, x: np.ndarray, clip: float = 10.0) -> np.ndarray:
-        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -clip, clip).astype(np.float32)
 
 
 # --- the agent ------------------------------------------------------------------------------------
@@ -458,27 +304,28 @@ class PPO:
         return rollout, observations, episodes
 
     def _update(self, rollout: dict[str, Tensor]) -> dict[str, float]:
-        inputs, raw = rollout["inputs"], rollout["raw"]
-
-        def evaluate(rows: Tensor):
-            distribution, value = self._forward(inputs[rows])
-            return distribution.log_prob(raw[rows]), distribution.entropy(), value, None
-
-        metrics = ppo_update(
-            evaluate, rollout["log_prob"], rollout["advantages"], rollout["returns"], rollout["values"],
-            self.config, self.optimizer, self.parameters, self.generator,
+        batch = RolloutBatch(
+            (rollout["inputs"],), rollout["raw"], rollout["log_prob"], rollout["advantages"], rollout["returns"],
+            rollout["values"], self._evaluate_actions,
         )
+        metrics = ppo_update(batch, self.config, self.optimizer, self.generator)
         metrics.pop("extra_loss", None)
         self.updates += 1
         return metrics
+
+    def _evaluate_actions(self, observations: tuple[Tensor], raw: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        """Log-probability and entropy of the stored raw actions and the value, each (b,), under the
+        current network; observations: ((b, dim) flattened inputs,)."""
+        distribution, value = self._forward(observations[0])
+        return distribution.log_prob(raw), distribution.entropy(), value, None
 
     # --- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         stats = self.observation_stats
         return {
             "config": self.config.model_dump(mode="json"),
-            "observation_space": self.observation_space,
-            "action_space": self.action_space,
+            "observation_space": space_to_dict(self.observation_space),  # plain dicts: the file loads weights-only
+            "action_space": space_to_dict(self.action_space),
             "seed": self.seed,
             "simplex": self.simplex,
             "modules": self.modules.state_dict(),
@@ -492,24 +339,27 @@ class PPO:
 
     def save(self, path: str | Path) -> Path:
         """Write everything needed to resume (networks, optimizer, random state, counters) atomically."""
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        return atomic_write_bytes(path, buffer.getvalue())
+        return atomic_write_bytes(path, state_bytes(self.state_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> PPO:
+        """A PPO saved by `save`, read weights-only (opening the file cannot run code)."""
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such PPO file")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such PPO file") from None
-        except Exception as error:  # a truncated or foreign file, whatever torch raises for it
-            raise ConfigError(f"{path}: not a PPO file saved by nextbest ({type(error).__name__})") from None
+            state = load_state(path)
+        except ExperimentError as error:  # a truncated, foreign or unsafe file
+            reason = str(error).removeprefix(f"{path}: ")
+            raise ConfigError(f"{path}: not a PPO file saved by nextbest ({reason})") from None
+        if not isinstance(state, dict) or "observation_space" not in state:
+            raise ConfigError(f"{path}: not a PPO file saved by nextbest (no observation space)")
         return cls.from_state(state)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PPO:
-        ppo = cls(state["observation_space"], state["action_space"], PPOConfig(**state["config"]),
-                  seed=state["seed"], simplex=state["simplex"])
+        spaces_ = [space if isinstance(space, spaces.Space) else space_from_dict(space)
+                   for space in (state["observation_space"], state["action_space"])]
+        ppo = cls(*spaces_, PPOConfig(**state["config"]), seed=state["seed"], simplex=state["simplex"])
         ppo.modules.load_state_dict(state["modules"])
         ppo.optimizer.load_state_dict(state["optimizer"])
         ppo.generator.set_state(state["generator"])
