@@ -61,3 +61,16 @@ def server(*directories: Path, args: tuple[str, ...] = ()) -> Iterator[tuple[str
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def postgres(directory: Path) -> Iterator[str]:
+    """A PostgreSQL 16 server of its own in `directory` (pgserver: no root, no system package) → its SQLAlchemy URL.
+    Stopped when the block ends: the server this started, and only that one."""
+    import pgserver
+
+    server = pgserver.get_server(directory, cleanup_mode="stop")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://")
+    finally:
+        server.cleanup()

@@ -105,13 +105,18 @@ def test_multi_choice_action_spaces_write_one_column_per_choice(run_cli, tmp_pat
     assert run_cli("train", tmp_path / "x", "--experiences", tmp_path / "e.parquet").exit_code == 0
 
 
-def test_init_with_dimensions_freezes_numeric_statistics_on_first_predict(run_cli, tmp_path):
+def test_init_with_dimensions_freezes_numeric_statistics_on_the_first_training_batch_not_a_predict(run_cli, tmp_path):
+    """A small prediction call (one request, one row) must never set the standardization; the first training batch does."""
     pd.DataFrame({"a": [0, 2, 1], "x": [1.0, 2.0, 6.0]}).to_csv(tmp_path / "c.csv", index=False)
     assert run_cli("init", tmp_path / "d", "--action-space", "2", "--columns", "a,x", "--categorical-columns", "a",
                    "--categorical-dimensions", "3", "--agent", "epsilon-greedy").exit_code == 0
     assert json.loads((tmp_path / "d" / "schema.json").read_text())["numeric"]["x"] is None
     assert run_cli("predict", tmp_path / "d", "--contexts", tmp_path / "c.csv", "--output", tmp_path / "p.csv").exit_code == 0
-    assert json.loads((tmp_path / "d" / "schema.json").read_text())["numeric"]["x"]["mean"] == pytest.approx(3.0)
+    assert json.loads((tmp_path / "d" / "schema.json").read_text())["numeric"]["x"] is None
+    pd.read_csv(tmp_path / "p.csv").assign(reaction=1.0).to_csv(tmp_path / "e.csv", index=False)
+    assert run_cli("train", tmp_path / "d", "--experiences", tmp_path / "e.csv").exit_code == 0
+    stats = json.loads((tmp_path / "d" / "schema.json").read_text())["numeric"]["x"]
+    assert stats["mean"] == pytest.approx(3.0) and stats["std"] == pytest.approx(np.std([1.0, 2.0, 6.0]))
 
 
 def _edit(contexts, tmp_path, change):

@@ -64,7 +64,15 @@ def test_a_missing_column_and_a_non_object_are_named(table, schema):
         encode_records(["mobile"], schema)
 
 
+def test_a_column_without_statistics_encodes_as_zero(table, schema):
+    unknown = schema.model_copy(update={"numeric": {"basket": None, "visits": schema.numeric["visits"]}})
+    features = encode_records(records(table.head(3)), unknown)
+    assert (features.numeric[:, 0] == 0).all() and (features.numeric[:, 1] != 0).any()
+    np.testing.assert_array_equal(encode(table.head(3), unknown).numeric, features.numeric)
+
+
 def test_unseen_categories_go_to_the_bucket_when_the_schema_says_so(table, schema):
     bucketed = schema.model_copy(update={"unknown_category": "bucket"})
     row = records(table.head(1))[0] | {"device": "fridge"}
     assert encode_records([row], bucketed).categorical[0, 0] == 3  # after the three known devices
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from servers import postgres
 
 from nextbest.serving.events import Decision, EventConflict, EventNotFound, EventStore
 
@@ -13,12 +14,8 @@ WAIT = 10.0
 
 @pytest.fixture(scope="module")
 def postgres_url(tmp_path_factory):
-    pgserver = pytest.importorskip("pgserver", reason="pgserver (the dev extra) bundles the PostgreSQL server")
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
-    try:
-        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://")
-    finally:
-        server.cleanup()  # stops the server this fixture started, and only that one
+    with postgres(tmp_path_factory.mktemp("postgres")) as url:  # one server for the module, stopped after it
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,6 +25,11 @@ def store(request, tmp_path):
     experiment = f"exp-{request.node.name}"  # one PostgreSQL serves every test of the module
     yield store, experiment
     store.close()
+
+
+def react(store: EventStore, *args, **kwargs):
+    """A reaction, waited for until committed."""
+    return store.record_reaction(*args, **kwargs).result()
 
 
 def decision(i: int, *, deferred: bool = False, at: float = 100.0) -> Decision:
@@ -53,27 +55,27 @@ def test_a_batch_with_a_repeated_event_id_is_refused_whole(store):
 def test_earliest_accepts_the_same_reaction_once_and_refuses_a_different_one(store):
     store, x = store
     store.record_decisions(x, [decision(0)])
-    assert store.record_reaction(x, "e0", 1.0, now=101).status == "joined"
-    assert store.record_reaction(x, "e0", 1.0, now=102).status == "repeated"
+    assert react(store, x, "e0", 1.0, now=101).status == "joined"
+    assert react(store, x, "e0", 1.0, now=102).status == "repeated"
     with pytest.raises(EventConflict, match="already has the reaction 1; 0 differs"):
-        store.record_reaction(x, "e0", 0.0, now=103)
+        react(store, x, "e0", 0.0, now=103)
     assert [r.event_id for r in store.to_train(x)] == ["e0"]
 
 
 def test_an_unknown_event_is_not_found(store):
     store, x = store
     with pytest.raises(EventNotFound, match="no event 'missing'"):
-        store.record_reaction(x, "missing", 1)
+        react(store, x, "missing", 1)
 
 
 def test_sum_adds_reactions_inside_the_wait_and_joins_when_it_ends(store):
     store, x = store
     store.record_decisions(x, [decision(0)])
-    store.record_reaction(x, "e0", 2, aggregation="sum", wait_seconds=WAIT, now=101)
-    store.record_reaction(x, "e0", 3, aggregation="sum", wait_seconds=WAIT, now=105)
+    react(store, x, "e0", 2, aggregation="sum", wait_seconds=WAIT, now=101)
+    react(store, x, "e0", 3, aggregation="sum", wait_seconds=WAIT, now=105)
     assert store.to_train(x) == []
     assert store.expire(x, wait_seconds=WAIT, now=111) == 1
-    assert store.record_reaction(x, "e0", 4, aggregation="sum", wait_seconds=WAIT, now=112).status == "late"
+    assert react(store, x, "e0", 4, aggregation="sum", wait_seconds=WAIT, now=112).status == "late"
     (row,) = store.to_train(x)
     assert row.reaction == 5 and row.reactions == 2 and row.late_reactions == 1
 
@@ -82,7 +84,7 @@ def test_a_late_reaction_is_counted_and_never_learned_from(store):
     store, x = store
     store.record_decisions(x, [decision(0), decision(1)])
     assert store.expire(x, wait_seconds=WAIT, now=111) == 2
-    assert store.record_reaction(x, "e0", 1, wait_seconds=WAIT, now=120).status == "late"
+    assert react(store, x, "e0", 1, wait_seconds=WAIT, now=120).status == "late"
     counts = store.counts(x, wait_seconds=WAIT)
     assert counts["expired"] == 2 and counts["late_reactions"] == 1
     assert all(r.reaction is None for r in store.to_train(x))  # both join with the default reward
@@ -91,9 +93,9 @@ def test_a_late_reaction_is_counted_and_never_learned_from(store):
 def test_a_deferred_decision_is_learned_from_only_once_activated(store):
     store, x = store
     store.record_decisions(x, [decision(0, deferred=True), decision(1, deferred=True)])
-    assert store.record_reaction(x, "e0", 1, now=150).status == "waiting_activation"
+    assert react(store, x, "e0", 1, now=150).status == "waiting_activation"
     assert store.expire(x, wait_seconds=WAIT, now=1000) == 0  # never activated: never joins
-    store.activate(x, "e0", now=1001)
+    store.activate(x, "e0", now=1001).result()
     assert [r.event_id for r in store.to_train(x)] == ["e0"]
     assert store.counts(x, wait_seconds=WAIT)["not_activated"] == 1
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import make_experiment, server
+from servers import make_experiment, postgres, server
 
 from nextbest.serving.events import EventStore
 
@@ -136,3 +136,30 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(shop):
     assert set(acknowledged) <= stored
     with server(shop) as (url, _), httpx.Client(base_url=url) as client:  # restarts on the same store
         assert client.get("/v1/experiments/shop").json()["events"]["logged"] == len(stored)
+
+
+def test_apprentice_mode_serves_the_baseline_and_reports_agreement(tmp_path):
+    shop = make_experiment(tmp_path, overrides={"mode": "apprentice"})
+    with server(shop) as (url, _), httpx.Client(base_url=url) as client:
+        missing = client.post("/v1/experiments/shop/decisions", json={"contexts": [context()]})
+        assert missing.status_code == 422 and missing.json()["field"] == "contexts[0].baseline_action"
+        answer = client.post("/v1/experiments/shop/decisions", json={"contexts": [context() | {"baseline_action": b}
+                                                                                   for b in (0, 1, 2, 3) * 5]})
+        decisions = answer.json()["decisions"]
+        assert [d["action"] for d in decisions] == [0, 1, 2, 3] * 5 and all(d["probability"] == 1.0 for d in decisions)
+        agreed = sum(d["agent_action"] == [d["action"]] for d in decisions)
+        assert client.get("/v1/experiments/shop").json()["apprentice_agreement"] == pytest.approx(agreed / 20)
+
+
+def test_two_worker_processes_on_postgresql_store_every_decision_once(shop, tmp_path):
+    with postgres(tmp_path / "pg") as database:
+        with server(shop, args=("--workers", "2", "--database-url", database)) as (url, _):
+            with httpx.Client(base_url=url) as client:
+                ids = [f"w{i}" for i in range(120)]
+                for start in range(0, 120, 3):  # new connections spread over both workers
+                    body = {"contexts": [context()] * 3, "event_ids": ids[start : start + 3]}
+                    with httpx.Client(base_url=url) as fresh:
+                        assert fresh.post("/v1/experiments/shop/decisions", json=body).status_code == 200
+                retry = client.post("/v1/experiments/shop/decisions", json={"contexts": [context()] * 3, "event_ids": ids[:3]})
+                assert retry.status_code == 200
+                assert client.get("/v1/experiments/shop").json()["events"]["logged"] == 120

@@ -27,7 +27,6 @@ from torch import nn
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features, encode, encode_records
 from nextbest.data.schema import Schema
-from nextbest.errors import ExperimentError
 
 if TYPE_CHECKING:
     from nextbest.agents.base import Agent, Excluded, PolicyOutput, Prediction
@@ -58,9 +57,6 @@ class PolicySnapshot:
     # --- contexts -------------------------------------------------------------------------------
     def features(self, contexts: pd.DataFrame | Sequence[dict[str, Any]], *, source: str = "contexts") -> Features:
         """Encode a context table, or a list of records (JSON-like dicts, no pandas), with the schema."""
-        if not self.schema.numeric_stats_known:
-            raise ExperimentError("this policy's schema has no numeric statistics yet: predict or train once with "
-                                  "the experiment (`nextbest predict`) before serving it")
         if isinstance(contexts, pd.DataFrame):
             return encode(contexts, self.schema, source=source)
         return encode_records(list(contexts), self.schema, source=source)

@@ -42,7 +42,7 @@ def serve(
         raise ConfigError("--workers > 1 needs --database-url (PostgreSQL): SQLite files are for one process")
     names = experiment_names(directories)
     console.print(f"serving {', '.join(names)} on http://{host}:{port} (docs: /docs) · events in "
-                  f"{_redacted(database_url) if database_url else 'DIR/events.sqlite'} · learner "
+                  f"{_redacted(database_url) if database_url else ', '.join(str(d / 'events.sqlite') for d in names.values())} · learner "
                   f"{'in this process' if learner else 'off (run `nextbest learn`)'}")
     if workers == 1:
         deployment = Deployment.build(list(names.values()), database_url)

@@ -154,24 +154,28 @@ def encode(table: pd.DataFrame, schema: Schema, *, source: str = "the table") ->
     missing = [c for c in schema.columns if c not in table.columns]
     if missing:
         raise SchemaError(f"{source}: missing column(s) {missing}; expected columns {schema.columns}")
-    if not schema.numeric_stats_known:
-        raise SchemaError("the schema's numeric statistics are not set yet; call Schema.with_numeric_stats first")
     categorical = np.stack(
         [category_codes(table[c], c, schema, source=source) for c in schema.categorical_columns], axis=1
     ) if schema.categorical_columns else np.zeros((len(table), 0), dtype=np.int64)
-    numeric = numeric_matrix(table, schema.numeric_columns, source=source)
-    if schema.numeric_columns:
-        mean = np.array([schema.numeric[c].mean for c in schema.numeric_columns])
-        std = np.array([schema.numeric[c].std for c in schema.numeric_columns])
-        numeric = (numeric - mean) / std
-    return Features(categorical, numeric.astype(np.float32), tuple(schema.cardinalities()))
+    numeric = standardized(numeric_matrix(table, schema.numeric_columns, source=source), schema)
+    return Features(categorical, numeric, tuple(schema.cardinalities()))
+
+
+def standardized(numeric: np.ndarray, schema: Schema) -> np.ndarray:
+    """(n, n_numeric) raw numbers → (x − mean) / std per column, float32. A column whose statistics are not
+    known yet encodes as 0: it informs no decision until the first training batch sets its statistics
+    (a single request's numbers never do)."""
+    out = np.zeros(numeric.shape, dtype=np.float32)
+    for j, name in enumerate(schema.numeric_columns):
+        stats = schema.numeric[name]
+        if stats is not None:
+            out[:, j] = (numeric[:, j] - stats.mean) / stats.std
+    return out
 
 
 def encode_records(records: list[dict], schema: Schema, *, source: str = "contexts") -> Features:
     """Encode contexts given as JSON-like records (the service's fast path: no pandas), with the same
     codes and numbers as `encode` on a table of them. Errors name the field as `contexts[3].device`."""
-    if not schema.numeric_stats_known:
-        raise SchemaError("the schema's numeric statistics are not set yet; call Schema.with_numeric_stats first")
     expected = set(schema.columns)
     lookups = {name: {text: code for code, text in enumerate(schema.categorical[name])} for name in schema.categorical_columns}
     bucket = schema.unknown_category == "bucket"
@@ -203,8 +207,4 @@ def encode_records(records: list[dict], schema: Schema, *, source: str = "contex
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise SchemaError(f"{where}.{name}: expected a finite number, got {value!r}")
             numeric[i, j] = value
-    if schema.numeric_columns:
-        mean = np.array([schema.numeric[c].mean for c in schema.numeric_columns])
-        std = np.array([schema.numeric[c].std for c in schema.numeric_columns])
-        numeric = (numeric - mean) / std
-    return Features(categorical, numeric.astype(np.float32), tuple(schema.cardinalities()))
+    return Features(categorical, standardized(numeric, schema), tuple(schema.cardinalities()))

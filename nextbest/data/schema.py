@@ -2,7 +2,8 @@
 
 Categorical values are compared as strings (a CSV's `3` and a Parquet's 3 are the same
 category). Numeric columns are standardized with the mean and standard deviation the schema
-holds; when they are not known at `init` they are frozen from the first table the agent sees.
+holds; when they are not known at `init` (no --schema-from) they are frozen from the first training batch,
+and until then those columns encode as 0 — one small prediction call never sets them.
 """
 
 from __future__ import annotations

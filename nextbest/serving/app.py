@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,6 +42,11 @@ class DecisionBody(BaseModel):
                                         "gets the stored decisions back); generated when omitted")
     greedy: bool = Field(False, description="take the best action, no exploration")
     defer_activation: bool = Field(False, description="learn from these decisions only once activated")
+
+
+class DecisionsAnswer(BaseModel):
+    decisions: list[dict[str, Any]] = Field(description="one per context, in order: event_id, action (or action_0, …), "
+                                            "probability, log_probability, value, checkpoint (and agent_action in apprentice mode)")
 
 
 class ReactionBody(BaseModel):
@@ -78,36 +82,28 @@ def create_app(experiments: dict[str, ServedExperiment], *, max_body_bytes: int 
     app = FastAPI(title="nextbest", version="1", lifespan=lifespan,
                   description="Next best actions from reinforcement learning; every decision and reaction stored.")
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
+    app.add_middleware(_Measure, requests=requests, latency=latency)
 
     def served(name: str) -> ServedExperiment:
         if name not in experiments:  # names are matched against the served set only, never used as a path
             raise NotServed(f"experiment {name!r} is not served here; served: {sorted(experiments)}")
         return experiments[name]
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Any]]):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        latency.labels(path).observe(time.perf_counter() - started)
-        requests.labels(path, str(response.status_code)).inc()
-        return response
-
-    @app.post("/v1/experiments/{name}/decisions")
-    async def decide(name: str, body: DecisionBody) -> dict[str, Any]:
+    @app.post("/v1/experiments/{name}/decisions", response_model=DecisionsAnswer)
+    async def decide(name: str, body: DecisionBody) -> JSONResponse:
         experiment = served(name)
         decisions = await experiment.decide(DecisionRequest(body.contexts, body.event_ids, body.greedy, body.defer_activation))
-        return {"decisions": [_answer(d, experiment.snapshot.action_space.column_names()) for d in decisions]}
+        columns = experiment.snapshot.action_space.column_names()
+        return JSONResponse({"decisions": [_answer(d, columns) for d in decisions]})  # plain floats: no encoder pass
 
     @app.post("/v1/experiments/{name}/events/{event_id}/reaction")
-    def react(name: str, event_id: str, body: ReactionBody) -> dict[str, Any]:
-        outcome = served(name).react(event_id, body.reaction)
+    async def react(name: str, event_id: str, body: ReactionBody) -> dict[str, Any]:
+        outcome = await served(name).react(event_id, body.reaction)
         return {"event_id": event_id, "status": outcome.status}
 
     @app.post("/v1/experiments/{name}/events/{event_id}/activate")
-    def activate(name: str, event_id: str) -> dict[str, Any]:
-        served(name).activate(event_id)
+    async def activate(name: str, event_id: str) -> dict[str, Any]:
+        await served(name).activate(event_id)
         return {"event_id": event_id, "status": "activated"}
 
     @app.get("/v1/experiments/{name}")
@@ -115,7 +111,7 @@ def create_app(experiments: dict[str, ServedExperiment], *, max_body_bytes: int 
         return served(name).status()
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok", "experiments": sorted(experiments)}
 
     @app.get("/metrics")
@@ -185,6 +181,32 @@ class _StoreCollector:
             updates.add_metric([name], served.snapshot.updates)
         yield events
         yield updates
+
+
+class _Measure:
+    """Counts answers by route and status and observes their latency (a plain ASGI middleware: no per-request
+    task or body copy, unlike `@app.middleware`)."""
+
+    def __init__(self, app, requests: Counter, latency: Histogram):
+        self.app, self.requests, self.latency = app, requests, latency
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+
+        async def record(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.latency.labels(path).observe(time.perf_counter() - started)
+            self.requests.labels(path, str(status)).inc()
 
 
 class _BodyLimit:

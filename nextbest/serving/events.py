@@ -185,11 +185,24 @@ class EventStore:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Callable[[sa.Connection], Any], Future]]) -> None:
+        """All of `batch` in one transaction. When one work fails, the transaction is rolled back and the batch
+        run again with a savepoint per work, so that only the failing work's writes are undone."""
+        try:
+            with self._write_engine.begin() as connection:
+                results = [(future, work(connection), None) for work, future in batch]
+        except Exception:
+            results = self._commit_one_by_one(batch)
+            if results is None:
+                return
+        for future, result, error in results:
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def _commit_one_by_one(self, batch):
         results: list[tuple[Future, Any, BaseException | None]] = []
         try:
             with self._write_engine.begin() as connection:
                 for work, future in batch:
-                    savepoint = connection.begin_nested()  # one caller's error undoes only its own writes
+                    savepoint = connection.begin_nested()
                     try:
                         results.append((future, work(connection), None))
                         savepoint.commit()
@@ -199,9 +212,8 @@ class EventStore:
         except Exception as error:  # the commit itself failed: nothing of the batch is stored
             for _, future in batch:
                 future.set_exception(error)
-            return
-        for future, result, error in results:
-            future.set_exception(error) if error is not None else future.set_result(result)
+            return None
+        return results
 
     # --- decisions ---------------------------------------------------------------------------
     def record_decisions(self, experiment: str, decisions: list[Decision]) -> list[Decision]:
@@ -214,8 +226,9 @@ class EventStore:
 
         return self.write(lambda connection: insert_decisions(connection, experiment, decisions))
 
-    def activate(self, experiment: str, event_id: str, now: float | None = None) -> None:
-        """Start the wait time of a deferred decision; it joins at once if its reaction came before."""
+    def activate(self, experiment: str, event_id: str, now: float | None = None) -> Future:
+        """Start the wait time of a deferred decision; it joins at once if its reaction came before. → a future
+        that resolves once committed (`.result()` to wait)."""
         now = time.time() if now is None else now
 
         def work(connection: sa.Connection) -> None:
@@ -227,14 +240,15 @@ class EventStore:
                 values["joined_at"] = now
             _update(connection, experiment, event_id, values)
 
-        self.write(work)
+        return self.submit(work)
 
     # --- reactions ---------------------------------------------------------------------------
     def record_reaction(
         self, experiment: str, event_id: str, reaction: Any, *, aggregation: Aggregation = "earliest",
         wait_seconds: float = 600.0, now: float | None = None,
-    ) -> ReactionOutcome:
-        """Store a reaction to `event_id`: a number, as an experience table's `reaction` column holds it."""
+    ) -> Future:
+        """Store a reaction to `event_id`: a number, as an experience table's `reaction` column holds it.
+        → a future of the `ReactionOutcome`, resolved once committed (`.result()` to wait)."""
         now = time.time() if now is None else now
         reaction = float(reaction)
 
@@ -262,7 +276,7 @@ class EventStore:
                     {"reaction": combined, "reaction_at": now, "reactions": row.reactions + 1})
             return ReactionOutcome("aggregated")
 
-        return self.write(work)
+        return self.submit(work)
 
     def expire(self, experiment: str, *, wait_seconds: float, now: float | None = None) -> int:
         """Join every activated event whose wait time has passed (the learner's job): with its reaction if it
@@ -272,7 +286,7 @@ class EventStore:
         def work(connection: sa.Connection) -> int:
             result = connection.execute(events.update().where(
                 events.c.experiment == experiment, events.c.joined_at.is_(None),
-                events.c.activated_at.is_not(None), events.c.activated_at + wait_seconds < now,
+                events.c.activated_at < now - wait_seconds,  # a range on the index, not a scan of every waiting event
             ).values(joined_at=now))
             return int(result.rowcount)
 
@@ -346,7 +360,8 @@ class EventStore:
 
     def counts(self, experiment: str, *, wait_seconds: float, now: float | None = None) -> dict[str, int]:
         """Events by state: logged (all), waiting (for a reaction or activation), joined, trained, expired
-        (joined without a reaction), late reactions."""
+        (joined without a reaction), late reactions, not activated; and apprentice decisions, with how many
+        of them the agent would have decided the same way as the caller's baseline."""
         now = time.time() if now is None else now
         e = events.c
         with self.engine.connect() as connection:
@@ -358,8 +373,11 @@ class EventStore:
                 sa.func.count().filter(e.joined_at.is_not(None), e.reaction.is_(None)),
                 sa.func.coalesce(sa.func.sum(e.late_reactions), 0),
                 sa.func.count().filter(e.activated_at.is_(None)),
+                sa.func.count().filter(e.mode == "apprentice"),
+                sa.func.count().filter(e.mode == "apprentice", e.agent_action == e.action),
             ).where(e.experiment == experiment)).one()
-        names = ("logged", "waiting", "joined", "trained", "expired", "late_reactions", "not_activated")
+        names = ("logged", "waiting", "joined", "trained", "expired", "late_reactions", "not_activated", "apprentice",
+                 "apprentice_agreed")
         return dict(zip(names, (int(v) for v in row)))
 
     def rows(self, experiment: str, *, joined_only: bool = True, since: float | None = None) -> list[Any]:
@@ -407,14 +425,27 @@ def _engine(url: str, *, writer: bool = False) -> sa.Engine:
     return engine
 
 
-def insert_decisions(connection: sa.Connection, experiment: str, decisions: list[Decision]) -> list[Decision]:
-    """Insert the decisions whose event ids are new; → every decision as stored (a retry gets the originals)."""
+def insert_decisions(connection: sa.Connection, experiment: str, decisions: list[Decision], *,
+                     ids_given: bool = True) -> list[Decision]:
+    """Insert the decisions whose event ids are new; → every decision as stored (a retry gets the originals).
+    `ids_given=False` (ids the server generated, which cannot exist yet) skips the look-up."""
+    if not ids_given:
+        connection.execute(events.insert(), [d.row(experiment) for d in decisions])
+        return decisions
     ids = [d.event_id for d in decisions]
     stored = {row.event_id: Decision.from_row(row) for row in connection.execute(
         sa.select(events).where(events.c.experiment == experiment, events.c.event_id.in_(ids)))}
     new = [d for d in decisions if d.event_id not in stored]
     if new:
-        connection.execute(events.insert(), [d.row(experiment) for d in new])
+        try:
+            with connection.begin_nested():
+                connection.execute(events.insert(), [d.row(experiment) for d in new])
+        except sa.exc.IntegrityError:  # another process stored one of these ids meanwhile (a retry racing its original)
+            raced = {row.event_id for row in connection.execute(
+                sa.select(events.c.event_id).where(events.c.experiment == experiment, events.c.event_id.in_(ids)))}
+            if not raced:
+                raise
+            return insert_decisions(connection, experiment, decisions)
     return [stored.get(d.event_id, d) for d in decisions]
 
 

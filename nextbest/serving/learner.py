@@ -78,7 +78,7 @@ class Learner:
         self.last_metrics = metrics
         return metrics
 
-    def run(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+    def run(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
         """Open, then step until `stop` is set, in the calling thread (which then holds the experiment's lock).
         While another learner holds the lock this one stands by; an error in a round is logged and the
         round tried again (its events stay untrained until a round commits)."""

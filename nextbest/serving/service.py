@@ -16,7 +16,6 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,9 @@ class ServedExperiment:
         """One decision per context, in order, committed to the store before returning."""
         parsed = self._parse(request)
         decisions = await self.batcher(parsed)
-        return await asyncio.wrap_future(self.store.submit(_record(self.name, decisions)))
+        ids_given = request.event_ids is not None
+        return await asyncio.wrap_future(self.store.submit(
+            lambda connection: insert_decisions(connection, self.name, decisions, ids_given=ids_given)))
 
     def _parse(self, request: DecisionRequest) -> _Parsed:
         n = len(request.contexts)
@@ -152,13 +153,14 @@ class ServedExperiment:
         return decisions
 
     # --- reactions and activation ---------------------------------------------------------------
-    def react(self, event_id: str, reaction: Any) -> ReactionOutcome:
+    async def react(self, event_id: str, reaction: Any) -> ReactionOutcome:
+        """Store a reaction (committed when this returns)."""
         s = self.settings
-        return self.store.record_reaction(self.name, event_id, reaction_value(reaction), aggregation=s.reaction_aggregation,
-                                          wait_seconds=s.reward_wait_seconds)
+        return await asyncio.wrap_future(self.store.record_reaction(
+            self.name, event_id, reaction_value(reaction), aggregation=s.reaction_aggregation, wait_seconds=s.reward_wait_seconds))
 
-    def activate(self, event_id: str) -> None:
-        self.store.activate(self.name, event_id)
+    async def activate(self, event_id: str) -> None:
+        await asyncio.wrap_future(self.store.activate(self.name, event_id))
 
     # --- status ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -174,17 +176,13 @@ class ServedExperiment:
             "mode": s.mode,
             "reward_wait_seconds": s.reward_wait_seconds,
             "reaction_aggregation": s.reaction_aggregation,
-            "events": self.store.counts(self.name, wait_seconds=s.reward_wait_seconds),
+            "events": (events := self.store.counts(self.name, wait_seconds=s.reward_wait_seconds)),
+            "apprentice_agreement": events["apprentice_agreed"] / events["apprentice"] if events["apprentice"] else None,
             "learner": self.store.learner_state(self.name),
         }
 
     async def close(self) -> None:
         await self.batcher.close()
-
-
-def _record(experiment: str, decisions: list[Decision]) -> Callable[[Any], list[Decision]]:
-    """The store write of one request's decisions (returns the stored ones: a retry gets the originals)."""
-    return lambda connection: insert_decisions(connection, experiment, decisions)
 
 
 def _per_choice(value: Any, sizes: tuple[int, ...], where: str, *, single: bool = False) -> list[list[int]]:

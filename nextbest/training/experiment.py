@@ -183,9 +183,10 @@ class Experiment:
         prediction = self.agent.act(features, seeds, greedy=greedy)
         return prediction.to_table(contexts[self.schema.columns], self.action_space)
 
-    def features(self, table: pd.DataFrame, *, source: str = "the table") -> Features:
-        """Encode the schema's columns; numeric statistics unknown so far are frozen from this table."""
-        if not self.schema.numeric_stats_known:
+    def features(self, table: pd.DataFrame, *, source: str = "the table", freeze: bool = False) -> Features:
+        """Encode the schema's columns. Numeric statistics unknown so far (no --schema-from at init) are frozen
+        from `table` when `freeze` (the first training batch); until then those columns encode as 0."""
+        if freeze and not self.schema.numeric_stats_known:
             numeric_matrix(table, self.schema.numeric_columns, source=source)  # names a bad row first
             self.schema = self.schema.with_numeric_stats(table)
             self.agent.schema = self.schema
@@ -227,7 +228,7 @@ class Experiment:
         started = time.perf_counter()
         check_columns(experiences, self.experience_columns(), optional=["reward"], source=source)
         experiences = experiences.reset_index(drop=True)
-        features = self.features(experiences, source=source)
+        features = self.features(experiences, source=source, freeze=True)
         actions = self.action_space.read(experiences, source=source)
         log_probability = numeric_column(experiences["log_probability"], "log_probability", source=source)
         if (log_probability > 1e-9).any():
