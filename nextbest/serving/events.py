@@ -354,10 +354,6 @@ class EventStore:
         return {"round": state.round, "checkpoint": state.checkpoint, "trained": int(state.trained)}
 
     # --- reading -----------------------------------------------------------------------------
-    def decision(self, experiment: str, event_id: str) -> Decision:
-        with self.engine.connect() as connection:
-            return Decision.from_row(_event(connection, experiment, event_id))
-
     def counts(self, experiment: str, *, wait_seconds: float, now: float | None = None) -> dict[str, int]:
         """Events by state: logged (all), waiting (for a reaction or activation), joined, trained, expired
         (joined without a reaction), late reactions, not activated; and apprentice decisions, with how many

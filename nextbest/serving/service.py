@@ -16,7 +16,7 @@ import asyncio
 import math
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ class _Parsed:
     features: Features
     excluded: list[np.ndarray]  # one (n, k_j) mask per choice set
     baseline: np.ndarray | None  # (n, n_choices) in apprentice mode
-    event_ids: list[str] = field(default_factory=list)
 
 
 class ServedExperiment:
