@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import httpx
 import numpy as np
 
 from nextbest.client import Client
@@ -83,8 +84,6 @@ def play(
 
 def served_experiment(url: str) -> str:
     """The name of the only experiment `url` serves (ConfigError when it serves several or none)."""
-    import httpx
-
     try:
         names = httpx.get(f"{url.rstrip('/')}/healthz", timeout=10).json()["experiments"]
     except (httpx.HTTPError, ValueError, KeyError) as error:

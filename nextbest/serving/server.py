@@ -16,12 +16,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from nextbest.agents.settings import load_hyperparameters
 from nextbest.errors import ConfigError
 from nextbest.serving.app import create_app
 from nextbest.serving.events import EventStore
 from nextbest.serving.learner import Learner
 from nextbest.serving.service import ServedExperiment
-from nextbest.training.experiment import Experiment
 
 ENVIRONMENT = "NEXTBEST_SERVE"
 
@@ -63,7 +63,7 @@ class Deployment:
             store = shared or open_store(directory, None)
             if store is not shared:
                 stores.append(store)
-            settings = Experiment.open(directory).hyperparameters.serving
+            settings = load_hyperparameters(directory / "hyperparameters.json").serving  # not the agent: the snapshot loads it
             experiments[name] = ServedExperiment(name, directory, store, settings)
         return cls(experiments, stores)
 

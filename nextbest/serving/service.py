@@ -91,15 +91,14 @@ class ServedExperiment:
                 if not isinstance(event_id, str) or not 0 < len(event_id) <= 200:
                     raise SchemaError(f"event_ids[{i}]: expected a non-empty text of at most 200 characters")
         space = self.snapshot.action_space
-        columns, extras = [], []
+        columns = []
         for i, context in enumerate(request.contexts):
             if not isinstance(context, dict):
                 raise SchemaError(f"contexts[{i}]: expected an object of columns, got {type(context).__name__}")
             columns.append({k: v for k, v in context.items() if k not in RESERVED})
-            extras.append(context)
         excluded = [np.zeros((n, k), dtype=bool) for k in space.sizes]
         baseline = np.zeros((n, space.n_choices), dtype=np.int64) if self.settings.mode == "apprentice" else None
-        for i, context in enumerate(extras):
+        for i, context in enumerate(request.contexts):
             if context.get("excluded_actions") is not None:
                 for j, options in enumerate(_per_choice(context["excluded_actions"], space.sizes, f"contexts[{i}].excluded_actions")):
                     excluded[j][i, options] = True
