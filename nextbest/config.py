@@ -70,7 +70,21 @@ class ServingConfig(Section):
     learner_interval_seconds: float = Field(60.0, gt=0, description="…or once this long has passed with any joined")
     max_contexts: PositiveInt = Field(1000, description="contexts in one decision request at most")
     max_batch_requests: PositiveInt = Field(64, description="concurrent decision requests sharing one forward pass")
-    max_batch_wait_seconds: float = Field(0.001, ge=0, description="how long a request waits for others to join its batch")
+    max_batch_wait_seconds: float = Field(0.0, ge=0, description="how long a lone request waits for others to join its "
+                                          "batch (0: none; under load the batches grow by themselves)")
+    # Off by default: only the operator knows the shop's peak; a limit under it would refuse the shop's own front page.
+    rate_limit_per_second: float = Field(0.0, ge=0, description="requests per second per API key in each server "
+                                         "process (a token bucket; 0: no limit); over it: 429 with Retry-After")
+    rate_limit_burst: PositiveInt | None = Field(None, description="requests a key may make at once above the rate "
+                                                 "(default: one second's worth)")
+
+    # The dashboard's off-policy estimate (GET /v1/experiments/{name}/estimate): `nextbest ope` with DR on recent traffic.
+    estimate_events: PositiveInt = Field(2000, description="the dashboard's off-policy estimate uses the last this many "
+                                         "joined events")
+    estimate_min_events: PositiveInt = Field(100, description="…and says 'not enough data' below this many")
+    estimate_seconds: float = Field(10.0, ge=0, description="…and is computed at most once per this many seconds (cached)")
+    estimate_reward_model: Literal["gbm", "ridge", "neural"] = Field(
+        "ridge", description="…with this reward model of `nextbest ope` (ridge: a few ms for thousands of events)")
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -3,17 +3,18 @@
     batcher = MicroBatcher(lambda requests: [score(r) for r in requests], max_batch_size=64)
     answer = await batcher(request)        # from many coroutines at once
 
-Requests that arrive while a batch is being computed wait for the next one, so under load the
-batches grow by themselves and the cost of a forward pass is shared; a lone request waits at most
-`max_wait_seconds` for company. The batch function runs in a worker thread, one batch at a time,
-so the event loop keeps accepting requests while it computes.
+The batch function runs on the event loop, right after the requests that are ready in the same turn
+of the loop: under load the loop is busy while a batch computes, the requests that arrive meanwhile
+are all read in its next turn, and so the batches grow by themselves and the cost of a forward pass
+is shared. A lone request is not held back (`max_wait_seconds` > 0 makes it wait for company). On
+the loop, not in a worker thread: a forward pass of a few rows is mostly Python and holds the GIL
+anyway, and a thread hop costs more than it overlaps.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -22,63 +23,48 @@ Result = TypeVar("Result")
 
 class MicroBatcher(Generic[Item, Result]):
     def __init__(self, function: Callable[[list[Item]], list[Result]], *, max_batch_size: int = 64,
-                 max_wait_seconds: float = 0.001):
+                 max_wait_seconds: float = 0.0):
         if max_batch_size < 1 or max_wait_seconds < 0:
             raise ValueError(f"max_batch_size must be ≥ 1 and max_wait_seconds ≥ 0, got {max_batch_size}, {max_wait_seconds}")
         self.function = function
         self.max_batch_size = max_batch_size
         self.max_wait_seconds = max_wait_seconds
-        self._queue: asyncio.Queue[tuple[Item, asyncio.Future]] | None = None
-        self._worker: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nextbest-batch")
+        self._pending: list[tuple[Item, asyncio.Future]] = []
+        self._flush_handle: asyncio.Handle | None = None
         self.batches = 0  # for metrics: calls of `function`
         self.items = 0
 
     async def __call__(self, item: Item) -> Result:
-        if self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((item, future))
+        if self._flush_handle is None:  # call_soon: after the other callbacks already ready in this turn
+            self._flush_handle = (loop.call_later(self.max_wait_seconds, self._flush) if self.max_wait_seconds
+                                  else loop.call_soon(self._flush))
         return await future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self.max_wait_seconds
-            while len(batch) < self.max_batch_size:
-                if not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                    continue
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            items = [item for item, _ in batch]
+    def _flush(self) -> None:
+        self._flush_handle = None
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch_size], self._pending[self.max_batch_size:]
+            batch = [(item, future) for item, future in batch if not future.done()]  # a caller that gave up is skipped
+            if not batch:
+                continue
             try:
-                results = await loop.run_in_executor(self._executor, self.function, items)
-                if len(results) != len(items):
-                    raise RuntimeError(f"the batch function returned {len(results)} results for {len(items)} items")
-            except Exception as error:  # every caller of the batch gets the error, the worker goes on
+                results = self.function([item for item, _ in batch])
+                if len(results) != len(batch):
+                    raise RuntimeError(f"the batch function returned {len(results)} results for {len(batch)} items")
+            except Exception as error:  # every caller of the batch gets the error; the next batch goes on
                 for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+                    future.set_exception(error)
                 continue
             self.batches += 1
-            self.items += len(items)
+            self.items += len(batch)
             for (_, future), result in zip(batch, results):
-                if not future.done():  # a caller that gave up (cancelled) is skipped
-                    future.set_result(result)
+                future.set_result(result)
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-        self._executor.shutdown(wait=True)
+        """Answer what is pending, then stop."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()

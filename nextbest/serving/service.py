@@ -5,7 +5,7 @@
     served.react(decisions[0].event_id, 1.0)
 
 Concurrent `decide` calls are gathered into one forward pass (`MicroBatcher`) on the current policy
-snapshot; each request's decisions are then committed by the event store's group commit before
+snapshot, and their decisions into one insert that the event store's group commit commits before
 `decide` returns, so an answer sent after it means stored. A request whose contexts do not match the
 schema fails alone, with the field named, and stores nothing.
 """
@@ -72,11 +72,8 @@ class ServedExperiment:
     # --- decisions ---------------------------------------------------------------------------
     async def decide(self, request: DecisionRequest) -> list[Decision]:
         """One decision per context, in order, committed to the store before returning."""
-        parsed = self._parse(request)
-        decisions = await self.batcher(parsed)
-        ids_given = request.event_ids is not None
-        return await asyncio.wrap_future(self.store.submit(
-            lambda connection: insert_decisions(connection, self.name, decisions, ids_given=ids_given)))
+        commit, rows = await self.batcher(self._parse(request))
+        return (await commit)[rows]
 
     def _parse(self, request: DecisionRequest) -> _Parsed:
         n = len(request.contexts)
@@ -112,10 +109,12 @@ class ServedExperiment:
         features = self.snapshot.features(columns)  # names the bad field: contexts[3].device
         return _Parsed(request, features, excluded, baseline)
 
-    def _decide_batch(self, batch: list[_Parsed]) -> list[list[Decision]]:
-        """One forward pass per greedy flag over every context of the batch (runs in the batch thread)."""
+    def _decide_batch(self, batch: list[_Parsed]) -> list[tuple[asyncio.Future, slice]]:
+        """One forward pass per greedy flag over every context of the batch, then its writes: the decisions
+        with generated ids in one insert, each request with its own ids (a possible retry) on its own.
+        → per request: the future of the stored decisions and which of them are its own."""
         snapshot = self.snapshot
-        out: list[list[Decision]] = [[] for _ in batch]
+        decided: list[list[Decision]] = [[] for _ in batch]
         for greedy in (False, True):
             members = [i for i, parsed in enumerate(batch) if parsed.request.greedy == greedy]
             if not members:
@@ -128,10 +127,25 @@ class ServedExperiment:
             for i in members:
                 parsed, n = batch[i], len(batch[i].features)
                 rows = slice(start, start + n)
-                out[i] = self._decisions(parsed, snapshot, prediction.action[rows], prediction.log_probability[rows],
-                                         prediction.value[rows], seeds[rows])
+                decided[i] = self._decisions(parsed, snapshot, prediction.action[rows], prediction.log_probability[rows],
+                                             prediction.value[rows], seeds[rows])
                 start += n
-        return out
+        loop = asyncio.get_running_loop()
+        out: dict[int, tuple[asyncio.Future, slice]] = {}
+        fresh = [i for i, parsed in enumerate(batch) if parsed.request.event_ids is None]
+        if fresh:
+            shared = self._insert([d for i in fresh for d in decided[i]], loop, ids_given=False)  # awaited by all of them
+            start = 0
+            for i in fresh:
+                out[i] = (shared, slice(start, start + len(decided[i])))
+                start += len(decided[i])
+        for i in set(range(len(batch))) - set(fresh):
+            out[i] = (self._insert(decided[i], loop, ids_given=True), slice(None))
+        return [out[i] for i in range(len(batch))]
+
+    def _insert(self, decisions: list[Decision], loop: asyncio.AbstractEventLoop, *, ids_given: bool) -> asyncio.Future:
+        return asyncio.wrap_future(self.store.submit(
+            lambda connection: insert_decisions(connection, self.name, decisions, ids_given=ids_given)), loop=loop)
 
     def _decisions(self, parsed: _Parsed, snapshot: PolicySnapshot, action: np.ndarray, log_probability: np.ndarray,
                    value: np.ndarray, seeds: np.ndarray) -> list[Decision]:
