@@ -61,3 +61,31 @@ def test_pretraining_with_a_perfect_reward_model_reaches_the_oracle():
     score = (value - random) / (oracle - random)
     assert score > 0.97
     assert result.model_reward_greedy == pytest.approx(result.model_reward_best, rel=0.03)
+
+
+def _uniform_history(world, rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    history = world.sample_contexts(rows, rng)
+    history["action"] = rng.integers(0, 16, rows)  # a uniform logger
+    history["outcome"] = world.sample_reactions(history, history[["action"]].to_numpy(), rng)
+    history["logging_probability"] = 1 / 16
+    return history
+
+
+def test_a_bandit_learns_from_the_history_directly_once_and_fast():
+    """Logged bandit data is what a bandit learns from: one update on the history, no simulated steps, and the
+    numeric statistics come from the history when init had none (before, every number encoded as 0)."""
+    world = make_scenario("optimus-poc")
+    hp = build_hyperparameters("linucb", action_space=[16], columns=world.columns,
+                               categorical_columns=list(world.categorical), seed=0)
+    without_stats = world.schema().model_copy(update={"numeric": {c: None for c in world.schema().numeric}})
+    experiment = Experiment.create(None, hp, without_stats)
+    result = pretrain(experiment, _uniform_history(world, 5000, 3), steps=200, reward_model="ridge")
+
+    assert result.method == "history" and result.steps == 0 and result.updates == 1 and len(result.metrics) == 1
+    assert experiment.schema.numeric_stats_known and experiment.progress.examples == 0  # history is not live data
+    held_out = world.sample_contexts(2000, np.random.default_rng(1))
+    expected = world.expected_rewards(held_out)
+    greedy = experiment.predict(held_out, seed=0, greedy=True)["action"].to_numpy()
+    score = (expected[np.arange(len(greedy)), greedy].mean() - expected.mean()) / (expected.max(axis=1).mean() - expected.mean())
+    assert score > 0.85  # 0.90 measured; a linear bandit cold after 5,000 live examples is at about the same

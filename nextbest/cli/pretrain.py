@@ -1,4 +1,4 @@
-"""`nextbest pretrain DIR --history history.csv`: a reward model from history, then practice against it."""
+"""`nextbest pretrain DIR --history history.csv`: a bandit learns from the history; PPO practises on a reward model of it."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def pretrain(
         ..., "--history", help="Context columns, the historical 'action' (or action_0, …) and 'outcome'; "
                                "optionally 'logging_probability' and 'prediction_seed'."
     ),
-    steps: int = typer.Option(200, "--steps", help="Simulated updates against the reward model."),
-    batch_size: int = typer.Option(500, "--batch-size", help="History contexts per simulated update."),
+    steps: int = typer.Option(200, "--steps", help="PPO agents: simulated updates against the reward model."),
+    batch_size: int = typer.Option(500, "--batch-size", help="PPO agents: history contexts per simulated update."),
     reward_model: str = typer.Option("neural", "--reward-model", help=f"One of: {', '.join(REWARD_MODELS)}."),
     held_out: float = typer.Option(0.2, "--held-out", help="Share of the history kept aside to check the reward model."),
     checkpoint: str | None = typer.Option(None, "--from-checkpoint", help="Start from this checkpoint instead of the latest."),
@@ -29,8 +29,10 @@ def pretrain(
     json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
 ) -> None:
-    """Fit a reward model on historical decisions, then train the agent against its predictions for every action."""
+    """Start an agent from historical decisions. A bandit learns from them directly, once; a PPO agent trains against a
+    reward model fitted on them. The reward model's held-out check and its score of the pretrained policy are printed."""
     from nextbest.data.tables import read_table
+    from nextbest.training.pretrain import learns_from_history
     from nextbest.training.pretrain import pretrain as run
 
     set_threads(threads)
@@ -41,14 +43,16 @@ def pretrain(
         if not quiet:
             console.print(describe_check(check))
 
-    with progress_bar(f"pretraining {experiment.hyperparameters.agent_name}", steps, quiet=quiet) as bar:
+    direct = learns_from_history(experiment.agent)
+    with progress_bar(f"pretraining {experiment.hyperparameters.agent_name}", 1 if direct else steps, quiet=quiet) as bar:
         result = run(experiment, table, steps=steps, batch_size=batch_size, reward_model=reward_model,
                      held_out=held_out, seed=seed, source=str(history), on_model=report_model,
                      on_step=lambda metrics: bar.advance())
     experiment.close()
     if not quiet:
+        how = "learned from" if direct else f"pretrained {steps} steps on"
         console.print(
-            f"pretrained {steps} steps on {result.history_rows} history rows (update {result.updates}); by the reward model "
+            f"{how} {result.history_rows} history rows (update {result.updates}); by the reward model "
             f"the greedy policy earns {result.model_reward_greedy:.4g} per decision (best {result.model_reward_best:.4g}, "
             f"history {result.history_mean_reward:.4g}); checkpoint {result.checkpoint}"
         )

@@ -1,15 +1,20 @@
-"""Pretraining from history (the Optimus workflow): fit a reward model, then let the agent practise on it.
+"""Pretraining from history: a bandit learns from it directly; PPO practises on a reward model (the Optimus workflow).
 
     result = pretrain(Experiment.open("runs/shop"), read_table("history.csv"), steps=200)
 
 1. The history — context columns, the historical `action` (or `action_0`, …) and `outcome`,
-   optionally `logging_probability` and `prediction_seed` — is checked row by row.
+   optionally `logging_probability` and `prediction_seed` — is checked row by row. It is the first
+   training data: numeric statistics not known yet are taken from it.
 2. A reward model (`nextbest.simulators.reward_models`) learns the expected outcome of every
-   action in every context; its held-out check says whether it beats predicting the average.
-3. For `steps` rounds the agent acts on a batch of history contexts and learns from the reward
-   the model expects for what it chose (noise-free), exactly as it learns from live data. Row i's
-   draws at step t come from its `prediction_seed` and t when the history has that column, so a
-   pretraining run is reproducible from the table alone.
+   action in every context; its held-out check says whether it beats predicting the average, and
+   it scores the pretrained greedy policy.
+3. A bandit (every agent that estimates each action's reward) learns from the history once, as it
+   is: the historical actions and the rewards their outcomes earned are logged bandit data, exactly
+   what it learns from live (`steps` does not apply). A PPO agent, whose update needs actions drawn
+   from its own policy, practises instead: for `steps` rounds it acts on a batch of history contexts
+   and learns from the reward the model expects for what it chose (noise-free). Row i's draws at
+   step t come from its `prediction_seed` and t when the history has that column, so a pretraining
+   run is reproducible from the table alone.
 
 Each step counts as an update of the experiment (checkpoints every `trainer.checkpoint_every`
 steps and at the end, the newest `checkpoints_to_keep` kept), not as live examples: PPO's
@@ -46,7 +51,8 @@ class History:
 @dataclass
 class PretrainResult:
     reward_model_check: dict[str, Any]
-    steps: int
+    method: str  # "history": learned from the history directly; "reward model": practised against it
+    steps: int  # simulated updates (0 when learned from the history directly)
     updates: int  # the experiment's update count afterwards
     history_rows: int
     history_mean_reward: float  # what the historical actions earned
@@ -65,7 +71,7 @@ def read_history(experiment: Experiment, table: pd.DataFrame, *, source: str = "
     check_columns(table, [*experiment.schema.columns, *space.column_names(), "outcome"],
                   optional=["logging_probability", "prediction_seed"], source=source)
     table = table.reset_index(drop=True)
-    features = experiment.features(table, source=source)
+    features = experiment.features(table, source=source, freeze=True)  # history is training data
     actions = space.read(table, source=source)
     outcomes = numeric_column(table["outcome"], "outcome", source=source)
     logging = None
@@ -135,7 +141,19 @@ def _pretrain(
     expected = experiment.reward.expected_reward(model.predict(data.features))
 
     agent, progress = experiment.agent, experiment.progress
-    learn = getattr(agent, "pretrain_update", agent.update)  # PPO keeps its live counters for live data
+    if learns_from_history(agent):
+        rewards = experiment.reward.calculate_reward(data.actions, data.outcomes)
+        logged = (np.log(data.logging_probability) if data.logging_probability is not None
+                  else np.full(len(rewards), -np.log(space.n_joint)))  # not used by the bandits' updates
+        started = time.perf_counter()
+        metrics = agent.update(Experience(features=data.features, action=data.actions, reward=rewards, log_probability=logged))
+        progress.updates += 1
+        metrics = {"reward/history_mean": float(rewards.mean()), **metrics, "seconds": time.perf_counter() - started}
+        progress.last_metrics = metrics
+        if on_step is not None:
+            on_step(metrics)
+        return _result(experiment, data, expected, check, "history", 0, [metrics])
+    learn = agent.pretrain_update  # PPO keeps its live counters and schedule for live data
     rng = np.random.default_rng([seed, progress.updates])
     every = experiment.hyperparameters.trainer.checkpoint_every
     writer = MetricsWriter(experiment.directory / "tensorboard" / "pretrain" if experiment.directory else None)
@@ -165,18 +183,31 @@ def _pretrain(
                 on_step(metrics)
     finally:
         writer.close()
-    experiment.save_checkpoint()
+    return _result(experiment, data, expected, check, "reward model", steps, metrics_log)
 
-    greedy = experiment.action_space.to_joint(agent.act(data.features, np.zeros(n, dtype=np.int64), greedy=True).action)
-    history_rewards = experiment.reward.calculate_reward(data.actions, data.outcomes)
+
+def learns_from_history(agent: Any) -> bool:
+    """Whether `agent` pretrains on the history directly (a bandit) rather than against a reward model (PPO,
+    whose update needs actions drawn from its own policy: it has `pretrain_update`)."""
+    return not hasattr(agent, "pretrain_update")
+
+
+def _result(experiment: Experiment, data: History, expected: np.ndarray, check: dict[str, Any], method: str,
+            steps: int, metrics: list[dict[str, float]]) -> PretrainResult:
+    """Checkpoint the pretrained agent; score its greedy policy on the history by the reward model."""
+    experiment.save_checkpoint()
+    n = len(data.outcomes)
+    greedy = experiment.action_space.to_joint(
+        experiment.agent.act(data.features, np.zeros(n, dtype=np.int64), greedy=True).action)
     return PretrainResult(
         reward_model_check=check,
+        method=method,
         steps=steps,
-        updates=progress.updates,
+        updates=experiment.progress.updates,
         history_rows=n,
-        history_mean_reward=float(history_rewards.mean()),
+        history_mean_reward=float(experiment.reward.calculate_reward(data.actions, data.outcomes).mean()),
         model_reward_greedy=float(expected[np.arange(n), greedy].mean()),
         model_reward_best=float(expected.max(axis=1).mean()),
-        metrics=metrics_log,
+        metrics=metrics,
         checkpoint=experiment.checkpoint.name if experiment.checkpoint else None,
     )
