@@ -129,3 +129,14 @@ def test_regret_figure_draws_the_numbers_it_is_given():
     assert history.cumulative_regret.tolist() == pytest.approx([15.0, 20.0])
     shares = plots.action_distribution(history).axes[0].patches
     assert [p.get_height() for p in shares] == pytest.approx([0.5, 0.2, 0.5, 0.8])
+
+
+def test_a_report_on_a_generated_world_uses_its_oracle(run_cli, tmp_path):
+    directory = tmp_path / "world"
+    result = simulate("world:3", "linucb", examples=600, batch_size=300, seed=0, experiment_dir=directory)
+    save_simulation(result, directory)
+    out = run_cli("report", directory, "--bootstrap", "50", "--format", "markdown", "--json", tmp_path / "r.json", "--quiet")
+    assert out.exit_code == 0, out.output
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert summary["regret"]["cumulative_regret"] > 0  # from world:3's oracle, which only the scenario knows
+    assert all(target["true_value"] is not None for target in summary["ope"].values())

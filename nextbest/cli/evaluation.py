@@ -9,7 +9,7 @@ from rich.table import Table
 
 from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, progress_bar, save_json, split_names
 from nextbest.data.tables import read_table, write_table
-from nextbest.envs import SCENARIOS
+from nextbest.envs import scenario_choices
 from nextbest.errors import ConfigError
 from nextbest.evaluation.estimators import ESTIMATORS
 from nextbest.simulators.reward_models import REWARD_MODELS
@@ -145,7 +145,7 @@ def report(
 
 @app.command("evaluation-table")
 def evaluation_table(
-    scenario: str = typer.Option(..., "--scenario", help=f"One of: {', '.join(SCENARIOS)}."),
+    scenario: str = typer.Option(..., "--scenario", help=f"One of: {', '.join(scenario_choices())}."),
     rows: int = typer.Option(2000, "--rows", help="Customers to draw."),
     output: Path = typer.Option(..., "--output", help="Evaluation table to write (CSV or Parquet)."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),

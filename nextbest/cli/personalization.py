@@ -12,7 +12,7 @@ from nextbest.agents import AGENTS, DEFAULT_AGENT
 from nextbest.agents.settings import build_hyperparameters, default_hyperparameters
 from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, open_experiment, progress_bar, save_json, split_names
 from nextbest.data.tables import read_table, write_table
-from nextbest.envs import SCENARIO_FAMILIES, SCENARIOS
+from nextbest.envs import SCENARIO_FAMILIES, SCENARIOS, scenario_choices
 from nextbest.errors import ConfigError
 from nextbest.training.experiment import Experiment, describe
 from nextbest.training.setup import experiment_schema
@@ -93,7 +93,7 @@ def train(
 
 @app.command()
 def simulate(
-    scenario: str = typer.Option("optimus-poc", "--scenario", help=f"One of: {', '.join([*SCENARIOS, *(f + ':<seed>' for f in SCENARIO_FAMILIES)])}."),
+    scenario: str = typer.Option("optimus-poc", "--scenario", help=f"One of: {', '.join(scenario_choices())}."),
     agent: str = typer.Option(DEFAULT_AGENT, "--agent", help=f"One of: {', '.join(AGENTS)}."),
     examples: int = typer.Option(3000, "--examples", help="Decisions to simulate in all."),
     batch_size: int = typer.Option(500, "--batch-size", help="Decisions per predict → train round."),

@@ -15,6 +15,11 @@ from nextbest.errors import ConfigError
 SCENARIO_FAMILIES: dict[str, type[ContextualScenario]] = {"world": World}
 
 
+def scenario_choices() -> list[str]:
+    """What a `--scenario` option accepts, for help texts: the built-in names and `<family>:<seed>`."""
+    return [*SCENARIOS, *(f"{family}:<seed>" for family in SCENARIO_FAMILIES)]
+
+
 def make_scenario(name: str, world_seed: int = 0) -> ContextualScenario:
     family, colon, seed = name.partition(":")
     if colon and family in SCENARIO_FAMILIES:
@@ -24,8 +29,7 @@ def make_scenario(name: str, world_seed: int = 0) -> ContextualScenario:
     try:
         return SCENARIOS[name](world_seed=world_seed)
     except KeyError:
-        families = [f"{f}:<seed>" for f in SCENARIO_FAMILIES]
-        raise ConfigError(f"unknown scenario {name!r}; choose one of {sorted(SCENARIOS) + families}") from None
+        raise ConfigError(f"unknown scenario {name!r}; choose one of {scenario_choices()}") from None
 
 
 def _gym_id(name: str) -> str:
@@ -43,4 +47,4 @@ if "nextbest/GridMap-v0" not in gym.registry:  # the planning grid (nextbest.env
 if "nextbest/BudgetAllocation-v0" not in gym.registry:  # budget allocation (nextbest.envs.budget)
     gym.register(id="nextbest/BudgetAllocation-v0", entry_point="nextbest.envs.budget:BudgetAllocationEnv")
 
-__all__ = ["SCENARIOS", "SCENARIO_FAMILIES", "ContextualScenario", "make_scenario"]
+__all__ = ["SCENARIOS", "SCENARIO_FAMILIES", "ContextualScenario", "make_scenario", "scenario_choices"]
