@@ -92,6 +92,11 @@ def test_unknown_names_oversized_bodies_and_conflicts(shop):
         assert client.post(f"/v1/experiments/shop/events/{event}/reaction", json={"reaction": 1}).json()["status"] == "repeated"
         assert client.post(f"/v1/experiments/shop/events/{event}/reaction", json={"reaction": 0}).status_code == 409
         assert client.post(f"/v1/experiments/shop/events/{event}/reaction", json={"reaction": "maybe"}).status_code == 422
+        lost = client.get("/v2/experiments/shop")  # no such route: the API's error form too, not FastAPI's {"detail"}
+        assert lost.status_code == 404 and lost.json() == {
+            "error": "GET /v2/experiments/shop: not found; the routes are listed at /docs", "field": None}
+        wrong = client.delete("/healthz")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET" and wrong.json()["error"].startswith("DELETE /healthz")
 
 
 def test_the_learner_trains_while_serving_and_the_new_checkpoint_decides_within_seconds(tmp_path):

@@ -3,6 +3,7 @@
 from nextbest.cli import (
     budget,  # noqa: F401
     evaluation,  # noqa: F401
+    keys,  # noqa: F401
     personalization,  # noqa: F401
     planning,  # noqa: F401
     pretrain,  # noqa: F401

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import re
+import time
 from datetime import datetime
 from pathlib import Path
 
 import typer
 
 from nextbest.cli.app import QUIET_HELP, app, console
-from nextbest.errors import ConfigError
+from nextbest.errors import ConfigError, ExperimentError
 
 DATABASE_HELP = ("SQLAlchemy URL of the event store, e.g. postgresql+psycopg://user:password@host/db "
                  "(default: SQLite at DIR/events.sqlite).")
@@ -30,37 +31,51 @@ def serve(
     learner: bool = typer.Option(True, "--learner/--no-learner", help="Train in this process (else run `nextbest learn`)."),
     max_body_bytes: int = typer.Option(1_048_576, "--max-body-bytes", help="Larger request bodies are refused (413)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn's log level: warning, info, debug."),
+    require_keys: bool = typer.Option(False, "--require-keys", help="Refuse to start while a served experiment has no API "
+                                      "key (`nextbest keys create`)."),
+    metrics_open: bool = typer.Option(False, "--metrics-open", help="Serve /metrics without a key (else it needs a read key "
+                                      "once any experiment has keys)."),
+    cors_origins: list[str] | None = typer.Option(None, "--cors-origin", help="A web origin (https://shop.example) whose "
+                                                  "pages may call the API; repeatable. None: CORS closed."),
+    ssl_certfile: Path | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM); with --ssl-keyfile."),
+    ssl_keyfile: Path | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM); with --ssl-certfile."),
 ) -> None:
     """Serve decisions over HTTP (OpenAPI at /docs), store every decision and reaction, and keep learning."""
     import uvicorn
 
-    from nextbest.serving.server import ENVIRONMENT, Deployment, experiment_names
+    from nextbest.serving.events import redacted
+    from nextbest.serving.server import ENVIRONMENT, Deployment, check_keys, experiment_names
 
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if workers > 1 and database_url is None:
         raise ConfigError("--workers > 1 needs --database-url (PostgreSQL): SQLite files are for one process")
+    tls = _tls(ssl_certfile, ssl_keyfile)
+    access = {"metrics_open": metrics_open, "require_keys": require_keys, "cors_origins": _origins(cors_origins or [])}
     names = experiment_names(directories)
-    console.print(f"serving {', '.join(names)} on http://{host}:{port} (docs: /docs) · events in "
-                  f"{_redacted(database_url) if database_url else ', '.join(str(d / 'events.sqlite') for d in names.values())} · learner "
+    if require_keys:
+        check_keys(names, database_url)
+    console.print(f"serving {', '.join(names)} on http{'s' if tls else ''}://{host}:{port} (docs: /docs) · events in "
+                  f"{redacted(database_url) if database_url else ', '.join(str(d / 'events.sqlite') for d in names.values())} · learner "
                   f"{'in this process' if learner else 'off (run `nextbest learn`)'}")
     if workers == 1:
         deployment = Deployment.build(list(names.values()), database_url)
         try:
             if learner:
                 deployment.start_learners()
-            uvicorn.run(deployment.app(max_body_bytes=max_body_bytes), host=host, port=port, log_level=log_level)
+            uvicorn.run(deployment.app(max_body_bytes=max_body_bytes, **access), host=host, port=port, log_level=log_level,
+                        **tls)
         finally:
             deployment.close()
         return
     os.environ[ENVIRONMENT] = json.dumps({"directories": [str(d) for d in names.values()], "database_url": database_url,
-                                          "max_body_bytes": max_body_bytes})
+                                          "max_body_bytes": max_body_bytes, "access": access})
     learners = Deployment.build(list(names.values()), database_url) if learner else None
     try:
         if learners is not None:
             learners.start_learners()
         uvicorn.run("nextbest.serving.server:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level)
+                    log_level=log_level, **tls)
     finally:
         if learners is not None:
             learners.close()
@@ -86,16 +101,18 @@ def learn(
                 try:
                     learner.open()
                     metrics = learner.step()
+                    checkpoint = learner.experiment.checkpoint  # read before close() lets go of the experiment
                 finally:
                     learner.close()
                 if not quiet:
-                    console.print(f"{name}: " + (f"trained a round, checkpoint {learner.experiment.checkpoint.name}"
-                                                 if metrics else "no round due"))
+                    console.print(f"{name}: " + (f"trained a round, checkpoint {checkpoint.name}" if metrics else "no round due"))
             return
         deployment.start_learners()
         if not quiet:
             console.print(f"learning for {', '.join(deployment.experiments)}; stop with Ctrl-C")
-        threading.Event().wait()
+        while not (refused := [learner.refused for learner in deployment.learners if learner.refused]):
+            time.sleep(0.5)
+        raise ExperimentError(refused[0])  # a learner that cannot resume (its checkpoint is damaged): exit 2
     except KeyboardInterrupt:
         pass
     finally:
@@ -132,13 +149,27 @@ def export(
         store.close()
     table = experience_table(rows, experiment.schema.columns, experiment.action_space, extra=True)
     if not all_events:
-        table = with_rewards(table, experiment, experiment.hyperparameters.serving.default_reward)
+        table = with_rewards(table, experiment.reward, experiment.hyperparameters.serving.default_reward)
     write_table(table, output)
     console.print(f"wrote {len(table)} events of {name} to {output}")
 
 
-def _redacted(url: str) -> str:
-    """A database URL without its password, for printing."""
-    from sqlalchemy.engine import make_url
+def _tls(certfile: Path | None, keyfile: Path | None) -> dict[str, str]:
+    """uvicorn's TLS arguments: both files or neither."""
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile go together: give both (TLS) or neither (plain HTTP)")
+    if certfile is None or keyfile is None:
+        return {}
+    for option, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not path.is_file():
+            raise ConfigError(f"{option} {path}: no such file")
+    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile)}
 
-    return make_url(url).render_as_string(hide_password=True)
+
+def _origins(origins: list[str]) -> list[str]:
+    """--cors-origin values: each a scheme, a host and maybe a port (what a browser sends as Origin), no path."""
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+            raise ConfigError(f"--cors-origin {origin!r}: expected an origin such as https://shop.example or "
+                              "http://localhost:3000 (scheme and host, no path or trailing slash)")
+    return origins

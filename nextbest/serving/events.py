@@ -17,17 +17,22 @@ it joins when its wait time ends, so that every reaction inside the window count
 from __future__ import annotations
 
 import json
+import logging
+import math
+import numbers
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from nextbest.errors import ExperimentError, NextbestError
+
+log = logging.getLogger("nextbest.events")
 
 SCHEMA_VERSION = 1
 Aggregation = Literal["earliest", "sum", "last"]
@@ -57,6 +62,7 @@ events = sa.Table(
     sa.Column("trained_round", sa.Integer),
     sa.Index("events_to_train", "experiment", "trained_round", "joined_at"),
     sa.Index("events_waiting", "experiment", "joined_at", "activated_at"),
+    sa.Index("events_decided", "experiment", "decided_at"),  # the dashboard's timeline: a range of decision times
 )
 learners = sa.Table(
     "learners", metadata,
@@ -65,6 +71,15 @@ learners = sa.Table(
     sa.Column("checkpoint", sa.String(200)),  # the checkpoint that holds exactly the trained events
     sa.Column("trained", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+rounds = sa.Table(  # the learner's history, one row per committed round (round 0: the model it started from)
+    "rounds", metadata,
+    sa.Column("experiment", sa.String(200), primary_key=True),
+    sa.Column("round", sa.Integer, primary_key=True),
+    sa.Column("checkpoint", sa.String(200)),
+    sa.Column("events", sa.Integer, nullable=False),  # events trained in this round
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON object: the training metrics of the round
+    sa.Column("finished_at", sa.Float, nullable=False),
 )
 schema_info = sa.Table(
     "schema_info", metadata,
@@ -79,6 +94,11 @@ class EventNotFound(NextbestError):
 
 class EventConflict(NextbestError):
     """A write that contradicts what is stored (a different reaction under `earliest`, a reused event id)."""
+
+
+class StoreUnavailable(ExperimentError):
+    """The database cannot be reached or cannot take the write (down, restarting, disk full, locked): the
+    service answers 503 and a retry later may succeed. Its message names the store, never its password."""
 
 
 @dataclass
@@ -136,6 +156,8 @@ class EventStore:
         self.url = url
         self.engine = _engine(url)  # readers
         self._write_engine = _engine(url, writer=True)
+        for engine in (self.engine, self._write_engine):
+            sa.event.listen(engine, "handle_error", _unavailable(url))
         self._create()
         self._batch_limit = batch_limit
         self._queue: queue.SimpleQueue[tuple[Callable[[sa.Connection], Any], Future] | None] = queue.SimpleQueue()
@@ -182,7 +204,12 @@ class EventStore:
                     self._queue.put(None)
                     break
                 batch.append(item)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception as error:  # a bug, not the database (whose errors reach the futures): keep writing
+                log.exception("event store %s: a group commit failed", redacted(self.url))
+                for _, future in batch:
+                    _settle(future, None, error)
 
     def _commit(self, batch: list[tuple[Callable[[sa.Connection], Any], Future]]) -> None:
         """All of `batch` in one transaction. When one work fails, the transaction is rolled back and the batch
@@ -195,7 +222,7 @@ class EventStore:
             if results is None:
                 return
         for future, result, error in results:
-            future.set_exception(error) if error is not None else future.set_result(result)
+            _settle(future, result, error)
 
     def _commit_one_by_one(self, batch):
         results: list[tuple[Future, Any, BaseException | None]] = []
@@ -207,11 +234,14 @@ class EventStore:
                         results.append((future, work(connection), None))
                         savepoint.commit()
                     except Exception as error:
-                        savepoint.rollback()
+                        try:
+                            savepoint.rollback()
+                        except Exception:  # the whole transaction went with it (SQLite does on a full disk)
+                            raise error from None
                         results.append((future, None, error))
         except Exception as error:  # the commit itself failed: nothing of the batch is stored
             for _, future in batch:
-                future.set_exception(error)
+                _settle(future, None, error)
             return None
         return results
 
@@ -303,10 +333,11 @@ class EventStore:
         with self.engine.connect() as connection:
             return list(connection.execute(query))
 
-    def commit_round(self, experiment: str, event_ids: Iterable[str], round_: int, checkpoint: str) -> None:
-        """Mark `event_ids` trained in `round_` and record `checkpoint` as the model that holds them, in one
-        transaction: a learner that dies before this resumes from the previous round's checkpoint and trains
-        the same events again; after it, never again."""
+    def commit_round(self, experiment: str, event_ids: Iterable[str], round_: int, checkpoint: str,
+                     metrics: dict[str, float] | None = None) -> None:
+        """Mark `event_ids` trained in `round_` and record `checkpoint` as the model that holds them (and the
+        round, with its training `metrics`, in the history), in one transaction: a learner that dies before
+        this resumes from the previous round's checkpoint and trains the same events again; after it, never again."""
         ids = list(event_ids)
 
         def work(connection: sa.Connection) -> None:
@@ -330,6 +361,7 @@ class EventStore:
                 connection.execute(learners.insert().values(experiment=experiment, **values))
             else:
                 connection.execute(learners.update().where(learners.c.experiment == experiment).values(**values))
+            _record_round(connection, experiment, round_, checkpoint, len(ids), metrics or {}, values["updated_at"])
 
         self.write(work)
 
@@ -341,6 +373,7 @@ class EventStore:
             if connection.execute(sa.select(learners.c.round).where(learners.c.experiment == experiment)).first() is None:
                 connection.execute(learners.insert().values(experiment=experiment, round=0, checkpoint=checkpoint,
                                                             trained=0, updated_at=time.time()))
+                _record_round(connection, experiment, 0, checkpoint, 0, {}, time.time())
 
         self.write(work)
         return self.learner_state(experiment)
@@ -390,6 +423,8 @@ class EventStore:
     def _create(self) -> None:
         metadata.create_all(self._write_engine)
         with self._write_engine.begin() as connection:
+            for index in events.indexes:  # create_all skips a table that exists, and with it an index added since
+                connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             stored = connection.execute(sa.select(schema_info.c.value).where(schema_info.c.key == "version")).scalar()
             if stored is None:
                 connection.execute(schema_info.insert().values(key="version", value=str(SCHEMA_VERSION)))
@@ -443,6 +478,54 @@ def insert_decisions(connection: sa.Connection, experiment: str, decisions: list
                 raise
             return insert_decisions(connection, experiment, decisions)
     return [stored.get(d.event_id, d) for d in decisions]
+
+
+def _record_round(connection: sa.Connection, experiment: str, round_: int, checkpoint: str, trained: int,
+                  metrics: dict[str, float], finished_at: float) -> None:
+    """One row of the learner's history; a metric that is not a finite number is stored as null (JSON has no NaN)."""
+    finite = {k: float(v) if isinstance(v, numbers.Real) and math.isfinite(v) else None for k, v in metrics.items()}
+    connection.execute(rounds.insert().values(experiment=experiment, round=round_, checkpoint=checkpoint, events=trained,
+                                              metrics=json.dumps(finite), finished_at=finished_at))
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, for messages and logs."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+# What a database that is down, restarting, full or locked raises (not a bad statement, not a constraint).
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def _unavailable(url: str) -> Callable[[Any], BaseException | None]:
+    """An engine's `handle_error` hook: the errors of an unavailable database become StoreUnavailable, naming the
+    store (password hidden) and the driver's first line; every other error passes unchanged. Not during a
+    pool pre-ping: there SQLAlchemy itself handles a dead connection by opening a new one."""
+    password = sa.engine.make_url(url).password
+
+    def translate(context: Any) -> BaseException | None:
+        if context.is_pre_ping or not isinstance(context.sqlalchemy_exception, _UNAVAILABLE):
+            return None
+        cause = context.original_exception.__context__
+        while cause is not None:  # raised while undoing an earlier failure ("no such savepoint" after a full disk)
+            if isinstance(cause, StoreUnavailable):
+                return cause  # that one says what happened
+            cause = cause.__context__
+        lines = str(context.original_exception).strip().splitlines()
+        reason = lines[0] if lines else type(context.original_exception).__name__
+        if password:
+            reason = reason.replace(str(password), "***")
+        return StoreUnavailable(f"event store {redacted(url)} unavailable: {reason}; retry later")
+
+    return translate
+
+
+def _settle(future: Future, result: Any, error: BaseException | None) -> None:
+    """Resolve `future` unless it already is (a caller that gave up cancelled it): the writer goes on either way."""
+    try:
+        future.set_exception(error) if error is not None else future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 def _event(connection: sa.Connection, experiment: str, event_id: str) -> Any:

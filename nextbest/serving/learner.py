@@ -9,7 +9,8 @@ A round takes the joined, untrained events in join order, trains on them through
 events trained and records that checkpoint in one database transaction. The learner always opens the
 checkpoint the database names, so a learner killed between the two resumes from the round before
 and trains the same events once more; a checkpoint written by the killed round is never built on.
-The learner holds the experiment's lock while it lives: it is the experiment's one writer.
+The learner holds the experiment's lock while it lives: it is the experiment's one writer. It refuses
+to start (LearnerRefused) when that checkpoint cannot be read: any other would train events twice or never.
 """
 
 from __future__ import annotations
@@ -25,19 +26,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest.checkpoints import load_state
 from nextbest.config import ServingConfig
 from nextbest.data.actions import ActionSpace
 from nextbest.errors import ExperimentError
+from nextbest.rewards import Reward
 from nextbest.serving.events import EventStore
 from nextbest.training.experiment import Experiment
 
 log = logging.getLogger("nextbest.learner")
 
 
+class LearnerRefused(ExperimentError):
+    """The checkpoint that the event store names as holding every trained event is missing or unreadable."""
+
+
 class Learner:
     def __init__(self, name: str, directory: Path, store: EventStore, settings: ServingConfig):
         self.name, self.directory, self.store, self.settings = name, Path(directory), store, settings
         self.experiment: Experiment | None = None
+        self.refused: str | None = None  # why `run` stopped for good (LearnerRefused), else None
         self.lock_timeout = 1.0  # seconds to wait for the experiment's lock before standing by
         self._writing = ExitStack()
         self.last_round_at = time.monotonic()
@@ -45,8 +53,10 @@ class Learner:
 
     def open(self) -> Experiment:
         """Take the experiment's lock and open the checkpoint the database names (round 0: the latest one
-        when the learner first started, written now if there was none)."""
+        when the learner first started, written now if there was none). LearnerRefused if it cannot be read."""
         state = self.store.learner_state(self.name)
+        if state["checkpoint"] is not None:
+            self._check_resumable(state)
         experiment = Experiment.open(self.directory, checkpoint=state["checkpoint"])
         experiment.lock_timeout = self.lock_timeout
         self._writing.enter_context(experiment.writing())  # held until close(), by this thread: the one writer
@@ -56,6 +66,16 @@ class Learner:
             self.store.begin_learner(self.name, experiment.checkpoint.name)
         self.experiment = experiment
         return experiment
+
+    def _check_resumable(self, state: dict[str, Any]) -> None:
+        try:
+            load_state(self.directory / "checkpoints" / state["checkpoint"])
+        except ExperimentError as error:
+            raise LearnerRefused(
+                f"the learner of {self.name!r} cannot resume: {error}. The event store names {state['checkpoint']} (round "
+                f"{state['round']}) as the model that holds the {state['trained']} events trained so far; resuming from "
+                "any other would train some events twice or never. Restore that file (from a backup) and start the "
+                "learner again; serving goes on meanwhile with the newest checkpoint it can read") from None
 
     def step(self, now: float | None = None) -> dict[str, float] | None:
         """Expire the waits that have passed; train one round if enough events joined (`learner_batch_size`)
@@ -69,11 +89,12 @@ class Learner:
         if not due:
             return None
         experiment = self.experiment or self.open()
-        table = with_rewards(experience_table(rows, experiment.schema.columns, experiment.action_space), experiment,
+        table = with_rewards(experience_table(rows, experiment.schema.columns, experiment.action_space), experiment.reward,
                              s.default_reward)
         metrics = experiment.train(table, source=f"events of {self.name}", allow_duplicates=True)
         state = self.store.learner_state(self.name)
-        self.store.commit_round(self.name, [r.event_id for r in rows], state["round"] + 1, experiment.checkpoint.name)
+        self.store.commit_round(self.name, [r.event_id for r in rows], state["round"] + 1, experiment.checkpoint.name,
+                                metrics)
         self.last_round_at = time.monotonic()
         self.last_metrics = metrics
         return metrics
@@ -81,21 +102,28 @@ class Learner:
     def run(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
         """Open, then step until `stop` is set, in the calling thread (which then holds the experiment's lock).
         While another learner holds the lock this one stands by; an error in a round is logged and the
-        round tried again (its events stay untrained until a round commits)."""
+        round tried again (its events stay untrained until a round commits). A LearnerRefused is logged, kept
+        in `refused`, and ends the run."""
         try:
             while not stop.is_set() and self.experiment is None:
                 try:
                     self.open()
-                except ExperimentError as error:  # another writer: stand by
+                except LearnerRefused as error:
+                    self.refused = str(error)
+                    log.error("%s", error)
+                    return
+                except ExperimentError as error:  # another writer (or the database is down): stand by
                     log.info("learner for %s waiting: %s", self.name, error)
                     stop.wait(self.lock_timeout)
             while not stop.is_set():
+                trained = None
                 try:
-                    self.step()
+                    trained = self.step()
                 except Exception:
                     log.exception("learner for %s: the round failed; trying again", self.name)
                     stop.wait(5.0)
-                stop.wait(poll_seconds)
+                if trained is None:  # after a round, the next one at once: a backlog trains at full speed
+                    stop.wait(poll_seconds)
         finally:
             self.close()
 
@@ -107,11 +135,11 @@ class Learner:
             self.experiment = None
 
 
-def with_rewards(table: pd.DataFrame, experiment: Experiment, default_reward: float) -> pd.DataFrame:
+def with_rewards(table: pd.DataFrame, reward: Reward, default_reward: float) -> pd.DataFrame:
     """`reward` from each `reaction` by the experiment's reward; `default_reward` (and that reaction) where none came."""
     reaction = table["reaction"]
-    reward = experiment.reward.calculate_reward(experiment.action_space.read(table), reaction.fillna(0.0).to_numpy())
-    return table.assign(reward=np.where(reaction.isna(), default_reward, reward), reaction=reaction.fillna(default_reward))
+    rewards = reward.calculate_reward(reward.action_space.read(table), reaction.fillna(0.0).to_numpy())
+    return table.assign(reward=np.where(reaction.isna(), default_reward, rewards), reaction=reaction.fillna(default_reward))
 
 
 def experience_table(rows: list[Any], columns: list[str], action_space: ActionSpace, *, extra: bool = False) -> pd.DataFrame:

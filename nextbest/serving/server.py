@@ -20,6 +20,7 @@ from nextbest.agents.settings import load_hyperparameters
 from nextbest.errors import ConfigError
 from nextbest.serving.app import create_app
 from nextbest.serving.events import EventStore
+from nextbest.serving.keys import experiments_without_keys
 from nextbest.serving.learner import Learner
 from nextbest.serving.service import ServedExperiment
 
@@ -42,6 +43,20 @@ def experiment_names(directories: list[Path]) -> dict[str, Path]:
 
 def open_store(directory: Path, database_url: str | None) -> EventStore:
     return EventStore(database_url) if database_url else EventStore.sqlite(str(directory / "events.sqlite"))
+
+
+def check_keys(names: dict[str, Path], database_url: str | None) -> None:
+    """Refuse (ConfigError) when one of the experiments (name → directory) has no API key in force."""
+    missing = []
+    for name, directory in names.items():
+        store = open_store(directory, database_url)
+        try:
+            missing += experiments_without_keys(store, [name])
+        finally:
+            store.close()
+    if missing:
+        raise ConfigError(f"--require-keys: experiment {missing[0]!r} has no API key; create one with `nextbest keys create "
+                          f"{names[missing[0]]} --role decide`" + (f" (nor have {missing[1:]})" if missing[1:] else ""))
 
 
 @dataclass
@@ -91,4 +106,4 @@ def app_from_environment() -> FastAPI:
     """The app of one worker process (uvicorn's factory), from what `serve` put in NEXTBEST_SERVE."""
     spec = json.loads(os.environ[ENVIRONMENT])
     deployment = Deployment.build([Path(d) for d in spec["directories"]], spec["database_url"])
-    return deployment.app(max_body_bytes=spec["max_body_bytes"])
+    return deployment.app(max_body_bytes=spec["max_body_bytes"], **spec.get("access", {}))

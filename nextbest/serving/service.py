@@ -84,9 +84,12 @@ class ServedExperiment:
         if request.event_ids is not None:
             if len(request.event_ids) != n:
                 raise SchemaError(f"event_ids: {len(request.event_ids)} ids for {n} contexts; give one per context or none")
+            first: dict[str, int] = {}
             for i, event_id in enumerate(request.event_ids):
-                if not isinstance(event_id, str) or not 0 < len(event_id) <= 200:
-                    raise SchemaError(f"event_ids[{i}]: expected a non-empty text of at most 200 characters")
+                _check_event_id(event_id, f"event_ids[{i}]")
+                if event_id in first:
+                    raise SchemaError(f"event_ids[{i}]: {event_id!r} is also event_ids[{first[event_id]}]; one id per decision")
+                first[event_id] = i
         space = self.snapshot.action_space
         columns = []
         for i, context in enumerate(request.contexts):
@@ -167,11 +170,13 @@ class ServedExperiment:
     # --- reactions and activation ---------------------------------------------------------------
     async def react(self, event_id: str, reaction: Any) -> ReactionOutcome:
         """Store a reaction (committed when this returns)."""
+        _check_event_id(event_id, "event_id")
         s = self.settings
         return await asyncio.wrap_future(self.store.record_reaction(
             self.name, event_id, reaction_value(reaction), aggregation=s.reaction_aggregation, wait_seconds=s.reward_wait_seconds))
 
     async def activate(self, event_id: str) -> None:
+        _check_event_id(event_id, "event_id")
         await asyncio.wrap_future(self.store.activate(self.name, event_id))
 
     # --- status ---------------------------------------------------------------------------------
@@ -195,6 +200,12 @@ class ServedExperiment:
 
     async def close(self) -> None:
         await self.batcher.close()
+
+
+def _check_event_id(event_id: Any, where: str) -> None:
+    """An event id is a text of 1 to 200 characters without NUL (which PostgreSQL cannot store)."""
+    if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or "\x00" in event_id:
+        raise SchemaError(f"{where}: expected a non-empty text of at most 200 characters, without NUL")
 
 
 def _per_choice(value: Any, sizes: tuple[int, ...], where: str, *, single: bool = False) -> list[list[int]]:
