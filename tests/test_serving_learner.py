@@ -86,3 +86,25 @@ def test_a_second_learner_stands_by_while_the_first_holds_the_experiment(served)
     with pytest.raises(ExperimentError, match="being written by another writer"):
         second.open()
     first.close()
+
+
+def test_a_caller_that_gives_up_does_not_cancel_the_others_in_its_batch(served):
+    """The decisions of one batch share one insert: cancelling one request (a client gone) leaves the rest stored."""
+    directory, store, settings = served
+    experiment = ServedExperiment("poc", directory, store, settings)
+    contexts = make_scenario("optimus-poc").sample_contexts(3, np.random.default_rng(0)).to_dict("records")
+
+    async def run():
+        calls = [asyncio.create_task(experiment.decide(DecisionRequest([c]))) for c in contexts]
+        await asyncio.sleep(0)  # all three join one batch
+        while experiment.batcher.batches == 0:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # each call now awaits the batch's shared insert (committing in the writer thread)
+        calls[0].cancel()
+        kept = await asyncio.gather(calls[1], calls[2])
+        await experiment.close()
+        return kept
+
+    kept = asyncio.run(run())
+    assert experiment.batcher.batches == 1 and experiment.batcher.items == 3
+    assert store.counts("poc", wait_seconds=600)["logged"] == 3 and all(len(d) == 1 for d in kept)

@@ -73,7 +73,7 @@ class ServedExperiment:
     async def decide(self, request: DecisionRequest) -> list[Decision]:
         """One decision per context, in order, committed to the store before returning."""
         commit, rows = await self.batcher(self._parse(request))
-        return (await commit)[rows]
+        return (await asyncio.shield(commit))[rows]  # shared by the batch: a caller that gives up must not cancel it
 
     def _parse(self, request: DecisionRequest) -> _Parsed:
         n = len(request.contexts)
