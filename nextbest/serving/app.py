@@ -292,7 +292,7 @@ class _StoreCollector:
         updates = GaugeMetricFamily("nextbest_model_updates", "training updates of the serving checkpoint",
                                     labels=["experiment"])
         for name, served in self.experiments.items():
-            for state, count in served.status()["events"].items():
+            for state, count in served.store.counts(name, wait_seconds=served.settings.reward_wait_seconds).items():
                 events.add_metric([name, state], count)
             updates.add_metric([name], served.snapshot.updates)
         yield events
