@@ -10,7 +10,7 @@ PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check -q $(if $(wildcard
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -c constraints.txt -e ".[dev]"
+	$(PIP_INSTALL) -c constraints.txt -e ".[dev,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

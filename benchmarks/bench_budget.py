@@ -47,7 +47,7 @@ def worker(kind: str, seed: int, output: Path) -> None:
         from nextbest.simulators.fit import FitConfig, fit_response
 
         started = time.perf_counter()
-        fit = fit_response(history, FitConfig(draws=DRAWS, chains=CHAINS, seed=seed))
+        fit = fit_response(history, FitConfig(model="power", draws=DRAWS, chains=CHAINS, seed=seed))
         seconds = time.perf_counter() - started
         posterior = {name: fit.idata.posterior[name].values for name in COMPARED}
         steps = float(fit.idata.sample_stats["n_steps"].values.mean())
@@ -140,12 +140,13 @@ def quality(seed: int, directory: Path, train: bool) -> dict:
     from nextbest.budget.allocate import recommend
     from nextbest.budget.experiment import FitDiagnosticsError, fit_experiment
     from nextbest.budget.train import train_allocator
+    from nextbest.simulators.fit import FitConfig
     from nextbest.simulators.synthesize import synthesize
 
     history, truth = synthesize(3, 365, seed)
     history.write(directory / "history.csv")
     try:
-        experiment = fit_experiment(directory / "history.csv", directory / "exp")
+        experiment = fit_experiment(directory / "history.csv", directory / "exp", FitConfig(model="power"))
     except FitDiagnosticsError as error:  # reported, not hidden: the row says the fit was refused
         return {"seed": seed, "refused": str(error)}
     low, high = np.quantile(experiment.parameters.beta, [0.05, 0.95], axis=0)
@@ -166,6 +167,14 @@ def quality(seed: int, directory: Path, train: bool) -> dict:
 
 
 def readme(result: dict) -> str:
+    import bench_budget_carryover as carryover
+
+    carried = ["#### Carryover and saturation: the flight planner against PyMC-Marketing", "",
+               carryover.readme(result["carryover"]), "", "#### The power model (day by day)", ""] if "carryover" in result else []
+    return "\n".join(carried) + _readme_power(result)
+
+
+def _readme_power(result: dict) -> str:
     speed = result["fit_speed"]
     lines = ["| 3 channels × 365 days, 2 chains × 1,000 draws | seconds | × faster than textbook NumPyro |",
              "|---|---:|---:|"]
@@ -191,7 +200,23 @@ def readme(result: dict) -> str:
     return "\n".join(lines)
 
 
+def main_carryover() -> None:
+    """Only the carryover part; the rest of budget.json is kept from the last full run."""
+    import bench_budget_carryover as carryover
+
+    from nextbest.io import write_json
+
+    result = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    with tempfile.TemporaryDirectory() as directory:
+        result["carryover"] = carryover.run(Path(directory))
+    result["readme"] = readme(result)
+    write_json(RESULTS, result)
+    print(result["readme"])
+
+
 def main() -> None:
+    import bench_budget_carryover as carryover
+
     started = time.perf_counter()
     fits = {kind: run_worker(kind, 0) for kind in ("numpyro-textbook", "nextbest", "pymc")}
     speed = {}
@@ -212,6 +237,7 @@ def main() -> None:
             (Path(directory) / str(seed)).mkdir()
             result["quality"].append(quality(seed, Path(directory) / str(seed), train=seed in PPO_SEEDS))
             print(json.dumps(result["quality"][-1], default=float), flush=True)
+        result["carryover"] = carryover.run(Path(directory) / "carryover")
     result["seconds"] = time.perf_counter() - started
     result["readme"] = readme(result)
     from nextbest.io import write_json
@@ -221,7 +247,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
+    elif sys.argv[1:] == ["--only", "carryover"]:
+        main_carryover()
     else:
         main()

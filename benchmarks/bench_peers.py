@@ -252,7 +252,9 @@ TARGETS = (0.9, TARGET_SCORE)  # nextbest's target; 0.9 tells apart agents that 
 
 
 def run(scenario: str, agent: str, seeds: list[int], examples: int, batch_size: int) -> dict[str, Any]:
-    runs = [simulate(scenario, agent, examples=examples, batch_size=batch_size, seed=seed) for seed in seeds]
+    as_given = None if agent in NEXTBEST else {"numeric_encoding": "standard"}  # peers get z-scores, as their users would
+    runs = [simulate(scenario, agent, examples=examples, batch_size=batch_size, seed=seed, hyperparameters=as_given)
+            for seed in seeds]
     return {
         "scenario": scenario,
         "agent": agent,

@@ -4,15 +4,17 @@
     python benchmarks/bench_worlds.py --set tuning --worlds 3 --agents linucb neural --seeds 0 --points 1000 --long-examples 0
 
 Two sets of worlds: seeds 1000–1099 for choosing and tuning, seeds 5000–5099 for reporting only.
-Every agent — nextbest's bandits (nextbest.agents.AGENTS) and the peers installed here (MABWiser
-LinUCB and LinTS on one-hot + z-scored columns; Vowpal Wabbit `--cb_explore_adf` with SquareCB and
-with bagging; their wrappers come from bench_peers.py) — plays each world through the loop of
+Every agent — nextbest's bandits (nextbest.agents.AGENTS, numbers encoded as `--numeric-encoding`
+says, by default the library's default) and the peers installed here (MABWiser LinUCB and LinTS;
+Vowpal Wabbit `--cb_explore_adf` with SquareCB and with bagging; all on one-hot categories and
+z-scored numbers, as their users would give them; wrappers from bench_peers.py) — plays each world through the loop of
 `nextbest simulate`: the same customers in the same batches of 500, the same reaction draws (a
 world's reactions use one uniform and one normal number per customer whatever the action), and
 its greedy policy scored by the world's exact oracle on the same 2,000 held-out customers:
 (agent − random) / (oracle − random). Scores are read after 1,000 and 3,000 examples with 2 seeds
 each, and after 10,000 on a fixed subset of 30 worlds per set (the first 30), where the PPO agents
-join the bandits.
+join the bandits. An agent named `neural+history` is first pretrained (`nextbest pretrain`) on 5,000
+rows of a uniform logger's history of the world; its score at 0 examples is the one before live data.
 
 Reported per set and agent: the median and 10th percentile over worlds of the score (mean over
 seeds) at each point; wins / ties / losses against every other agent (a tie: the difference is
@@ -50,7 +52,8 @@ from nextbest.agents import AGENTS  # noqa: E402
 from nextbest.envs import make_scenario  # noqa: E402
 from nextbest.evaluation.report import markdown_table  # noqa: E402
 from nextbest.io import write_json  # noqa: E402
-from nextbest.training.simulate import simulate  # noqa: E402
+from nextbest.training.pretrain import pretrain  # noqa: E402
+from nextbest.training.simulate import scenario_experiment, simulate  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,8 @@ BATCH_SIZE = 500
 POINTS = (1000, 3000)  # every world
 LONG_EXAMPLES, LONG_WORLDS = 10_000, 30  # the first 30 worlds of each set
 SEEDS = (0, 1)
+TARGETS = (0.8, 0.9)  # examples to these scores are recorded
+PRETRAINED, HISTORY_ROWS = "+history", 5000  # `neural+history`: pretrained on 5,000 rows of a uniform logger first
 TIE_FLOOR = 0.02
 KIND_KEYS = ("reward", "form", "actions", "noise")
 
@@ -82,19 +87,44 @@ def kind_label(kind: dict[str, Any]) -> str:
 
 
 # --- running ---------------------------------------------------------------------------------------
-def run_cell(world: int, agent: str, seed: int, examples: int, points: list[int]) -> dict[str, Any]:
-    """One (world, agent, seed) run to `examples`; the greedy score at every batch boundary in `points`."""
+def run_cell(world: int, agent: str, seed: int, examples: int, points: list[int], encoding: str = "quantile") -> dict[str, Any]:
+    """One (world, agent, seed) run to `examples`; the greedy score at every batch boundary in `points`.
+    nextbest's agents encode numbers with `encoding`; the peers get them z-scored, as their users would."""
     torch.set_num_threads(1)
     _register_peers()
     scenario = make_scenario(f"world:{world}")
+    encoding = "standard" if agent in PEER_NAMES else encoding
     cell = {"world": world, "agent": agent, "seed": seed, "examples": examples, "batch_size": BATCH_SIZE,
-            "kind": scenario.kind, "best_fixed": best_fixed_score(scenario, seed), "scores": {}, "seconds": 0.0}
+            "numeric_encoding": encoding, "kind": scenario.kind, "best_fixed": best_fixed_score(scenario, seed),
+            "scores": {}, "seconds": 0.0}
+    base = agent.removesuffix(PRETRAINED)
     try:
-        result = simulate(scenario, agent, examples=examples, batch_size=BATCH_SIZE, seed=seed)
+        experiment = None
+        if base != agent:  # pretrained on a uniform logger's history first; its score at 0 is before live data
+            experiment = scenario_experiment(scenario, base, hyperparameters={"numeric_encoding": encoding}, seed=seed)
+            started = time.perf_counter()
+            pretrain(experiment, uniform_history(scenario, HISTORY_ROWS, seed))
+            cell["pretrain_seconds"] = time.perf_counter() - started
+            points = [0, *points]
+        result = simulate(scenario, base, examples=examples, batch_size=BATCH_SIZE, seed=seed,
+                          hyperparameters={"numeric_encoding": encoding}, experiment=experiment)
     except Exception as error:  # one failing run is reported, not the end of hours of others
         return cell | {"error": f"{type(error).__name__}: {error}"}
     scores = {b.examples: b.normalized_score for b in result.batches}
-    return cell | {"scores": {str(p): scores[p] for p in points if p in scores}, "seconds": result.batches[-1].seconds}
+    return cell | {"scores": {str(p): scores[p] for p in points if p in scores}, "seconds": result.batches[-1].seconds,
+                   "examples_to": {str(t): result.examples_to(t) for t in TARGETS}}
+
+
+def uniform_history(scenario: Any, rows: int, seed: int) -> Any:
+    """`rows` customers of the world under a uniformly random logger: the context, `action` (or `action_0`, …),
+    `outcome` and `logging_probability` columns of `nextbest pretrain`'s history."""
+    rng = np.random.default_rng([seed, 3])
+    history = scenario.sample_contexts(rows, rng)
+    actions = scenario.actions.from_joint(rng.integers(scenario.actions.n_joint, size=rows))
+    scenario.actions.write(history, actions)
+    history["outcome"] = scenario.sample_reactions(history, actions, rng)
+    history["logging_probability"] = 1.0 / scenario.actions.n_joint
+    return history
 
 
 def best_fixed_score(scenario: Any, seed: int) -> float:
@@ -117,8 +147,9 @@ def _register_peers() -> list[str]:
     return missing
 
 
-def read_cache(path: Path) -> dict[tuple[int, str, int], dict[str, Any]]:
-    """Finished runs by (world, agent, seed); a damaged line (an interrupted write) is passed over."""
+def read_cache(path: Path, encoding: str = "quantile") -> dict[tuple[int, str, int], dict[str, Any]]:
+    """Finished runs by (world, agent, seed) with nextbest's agents on `encoding`; a damaged line (an interrupted
+    write) is passed over."""
     cells: dict[tuple[int, str, int], dict[str, Any]] = {}
     if not path.exists():
         return cells
@@ -128,7 +159,9 @@ def read_cache(path: Path) -> dict[tuple[int, str, int], dict[str, Any]]:
             key = (int(cell["world"]), str(cell["agent"]), int(cell["seed"]))
         except (ValueError, KeyError, TypeError):
             continue
-        if cell.get("batch_size") == BATCH_SIZE and cell["examples"] >= cells.get(key, {"examples": -1})["examples"]:
+        wanted = "standard" if key[1] in PEER_NAMES else encoding
+        if (cell.get("batch_size") == BATCH_SIZE and cell.get("numeric_encoding", "standard") == wanted
+                and cell["examples"] >= cells.get(key, {"examples": -1})["examples"]):
             cells[key] = cell
     return cells
 
@@ -175,14 +208,22 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
         if world in worlds and agent in agents and "best_fixed" in cell:
             fixed[world].append(cell["best_fixed"])
     mean = {key: float(np.mean(v)) for key, v in per_seed.items()}
-    reference = [float(np.mean(v)) for v in fixed.values()]
     out: dict[str, Any] = {"worlds": sorted(kinds), "points": {}, "versus": {}, "worst": {}, "loss_by_kind": {},
-                           "best_fixed_action": {"median": float(np.median(reference)), "p10": float(np.percentile(reference, 10)),
-                                                 "worlds": len(reference)} if reference else None}
+                           "best_fixed_action": _spread([float(np.mean(v)) for v in fixed.values()]), "best_of_all": {},
+                           "examples_to": {}, "pretrain_seconds": {}}
+    for agent in agents:
+        runs = [c for (w, a, _), c in cells.items() if a == agent and w in worlds and "examples_to" in c]
+        out["examples_to"][agent] = {t: {"median": float(np.median(found)) if (found := [c["examples_to"][t] for c in runs
+                                                                                       if c["examples_to"][t] is not None]) else None,
+                                         "reached": len(found), "runs": len(runs)} for t in map(str, TARGETS)}
+        seconds = [c["pretrain_seconds"] for c in runs if "pretrain_seconds" in c]
+        if seconds:
+            out["pretrain_seconds"][agent] = {"median": float(np.median(seconds)), "max": float(np.max(seconds))}
     for point in map(str, points):
         out["points"][point] = {}
         best = {w: max(mean[a, w, point] for a in agents if (a, w, point) in mean) for w in kinds
                 if any((a, w, point) in mean for a in agents)}
+        out["best_of_all"][point] = _spread(list(best.values()))
         for agent in agents:
             scores = {w: mean[agent, w, point] for w in kinds if (agent, w, point) in mean}
             if not scores:
@@ -207,6 +248,21 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
     return out
 
 
+def _reached(tally: dict[str, Any] | None) -> str:
+    """'1,500 (7/10 runs)': the median over the runs that reached a score, and how many did."""
+    if not tally or not tally["runs"]:
+        return ""
+    median = "—" if tally["median"] is None else f"{tally['median']:,.0f}"
+    return f"{median} ({tally['reached']}/{tally['runs']} runs)"
+
+
+def _spread(values: list[float]) -> dict[str, float] | None:
+    """Median, 10th percentile and count of per-world values (None without any)."""
+    if not values:
+        return None
+    return {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)), "worlds": len(values)}
+
+
 def _versus(per_seed: dict, agent: str, other: str, point: str, kinds: dict) -> dict[str, int]:
     tally = {"wins": 0, "ties": 0, "losses": 0}
     for world in kinds:
@@ -225,7 +281,9 @@ def readme(summary: dict[str, Any], agents: list[str], points: list[int], settin
               f"Worlds drawn by `nextbest.envs.worlds` (seeds 1000–1099 tune, 5000–5099 only report); batches of "
               f"{BATCH_SIZE}, seeds {settings['seeds']}; the score is (agent − random) / (oracle − random) of the greedy "
               f"policy on 2,000 held-out customers, mean over seeds; median (10th percentile) over worlds. "
-              f"Wins / ties / losses against the best-scoring peer at 3,000 examples; a tie is within the seeds' noise."]
+              f"Wins / ties / losses against the best-scoring peer at 3,000 examples; a tie is within the seeds' noise. "
+              f"The last rows are references: the one action best on average (no personalization), and in each world "
+              f"the score of whichever agent did best there (an optimistic bound on what this much data allowed)."]
     for name, result in summary.items():
         table_points = [p for p in map(str, points) if result["points"].get(p)]
         if not table_points:
@@ -246,10 +304,26 @@ def readme(summary: dict[str, Any], agents: list[str], points: list[int], settin
             fixed = result["best_fixed_action"]
             rows.append(["*best fixed action (oracle's choice)*", *(f"{fixed['median']:.3f} ({fixed['p10']:.3f})" for _ in table_points),
                          *([""] if best_peer else [])])
+        best_of_all = [result.get("best_of_all", {}).get(p) for p in table_points]
+        if any(best_of_all):
+            rows.append(["*the best agent of each world (reference)*",
+                         *("" if c is None else f"{c['median']:.3f} ({c['p10']:.3f})" for c in best_of_all), *([""] if best_peer else [])])
         header = ["agent", *(f"{int(p):,} examples: median (p10), worlds" for p in table_points)]
         if best_peer:
             header.append(f"vs {best_peer}")
         blocks += [f"**{name} set** ({len(result['worlds'])} worlds)", markdown_table(header, rows)]
+        pretrained = [a for a in agents if a.endswith(PRETRAINED) and a in result["pretrain_seconds"]]
+        if pretrained:
+            rows = []
+            for agent in pretrained:
+                cold, warm = agent.removesuffix(PRETRAINED), result["examples_to"][agent]["0.9"]
+                before = result["points"].get("0", {}).get(agent)
+                rows.append([agent, f"{result['pretrain_seconds'][agent]['median']:.1f} ({result['pretrain_seconds'][agent]['max']:.1f})",
+                             "" if before is None else f"{before['median']:.3f} ({before['p10']:.3f})",
+                             _reached(warm), _reached(result["examples_to"].get(cold, {}).get("0.9"))])
+            blocks += [f"Pretraining on {HISTORY_ROWS:,} rows of a uniform logger's history ({name} set):",
+                       markdown_table(["agent", "pretraining seconds: median (max)", "score before live data: median (p10)",
+                                       "live examples to 0.9: pretrained", "cold"], rows)]
     blocks.append("![scores over worlds, every agent](benchmarks/results/worlds.png)")
     return "\n\n".join(blocks)
 
@@ -294,8 +368,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--long-examples", type=int, default=LONG_EXAMPLES, help="0: no long runs")
     parser.add_argument("--long-worlds", type=int, default=LONG_WORLDS)
     parser.add_argument("--workers", type=int, default=1, help="runs side by side (one thread each)")
+    parser.add_argument("--numeric-encoding", choices=["quantile", "standard"], default="quantile",
+                        help="how nextbest's agents encode numbers (the peers always get z-scores)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--rerun", action="store_true", help="ignore finished runs in the cache")
+    parser.add_argument("--summarize-only", action="store_true", help="run nothing; write the results from the cache")
     parser.add_argument("--output", type=Path, default=RESULT, help="results JSON; the figure goes beside it (.png)")
     args = parser.parse_args(argv)
     if any(p % BATCH_SIZE for p in args.points) or args.long_examples % BATCH_SIZE:
@@ -306,13 +383,14 @@ def main(argv: list[str]) -> int:
         print(f"note: peers not installed here, skipped: {', '.join(missing)} (they live in .venv-bench)", flush=True)
     available = [a for a in AGENTS if a not in PEER_NAMES] + [p for p in PEER_NAMES if p in AGENTS]
     agents = args.agents or available
-    unknown = [a for a in agents if a not in AGENTS]
+    unknown = [a for a in agents if a.removesuffix(PRETRAINED) not in AGENTS or a.endswith(PRETRAINED) and a in PEER_NAMES]
     if unknown:
         parser.error(f"unknown or uninstalled agents {unknown}; available: {available}")
     sets = list(SETS) if args.set == "both" else [args.set]
     runs = plan(sets, args.worlds, args.world_seeds, agents, args.seeds, args.points, args.long_examples, args.long_worlds)
-    cells = {} if args.rerun else read_cache(args.cache)
-    todo = [r for r in runs if cells.get((r[0], r[1], r[2]), {"examples": -1})["examples"] < r[3]]
+    cells = {} if args.rerun else read_cache(args.cache, args.numeric_encoding)
+    todo = [] if args.summarize_only else [
+        (*r, args.numeric_encoding) for r in runs if cells.get((r[0], r[1], r[2]), {"examples": -1})["examples"] < r[3]]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already in {args.cache}, {len(todo)} to go", flush=True)
 
     started = time.perf_counter()
@@ -326,10 +404,12 @@ def main(argv: list[str]) -> int:
                   f"{scores} in {cell['seconds']:.1f} s; elapsed {elapsed / 60:.1f} min, "
                   f"about {elapsed / done * (len(todo) - done) / 60:.0f} min to go", flush=True)
 
-    all_points = sorted({*args.points, *([args.long_examples] if args.long_examples else [])})
+    all_points = sorted({*args.points, *([args.long_examples] if args.long_examples else []),
+                         *([0] if any(a.endswith(PRETRAINED) for a in agents) else [])})
     chosen = {name: [r[0] for r in runs if r[0] in SETS[name]] for name in sets}
+    cells = {key: cell for key, cell in cells.items() if key[2] in args.seeds}  # the seeds asked for, alike for every agent
     summary = {name: summarize(cells, sorted(set(worlds)), agents, all_points) for name, worlds in chosen.items()}
-    settings = {"batch_size": BATCH_SIZE, "seeds": args.seeds, "points": args.points, "long_examples": args.long_examples,
+    settings = {"batch_size": BATCH_SIZE, "seeds": args.seeds, "numeric_encoding": args.numeric_encoding, "points": args.points, "long_examples": args.long_examples,
                 "long_worlds": args.long_worlds, "evaluation_rows": 2000, "threads": 1,
                 "sets": {name: [SETS[name].start, SETS[name].stop - 1] for name in sets}}
     figure(summary, cells, agents, all_points, args.output.with_suffix(".png"))
@@ -347,7 +427,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _run(run: tuple[int, str, int, int, list[int]]) -> dict[str, Any]:
+def _run(run: tuple[int, str, int, int, list[int], str]) -> dict[str, Any]:
     return run_cell(*run)
 
 

@@ -26,6 +26,7 @@ ORDER = {
     "budget": "### Budget allocation: fit speed and the quality of the split",
     "planning": None,
     "synth": "### Synthetic customers: against CTGAN's TVAE and CTGAN",
+    "ray": "### Ray: batch scoring, sweeps and served replicas on these 2 cores",
 }
 
 

@@ -37,6 +37,10 @@ class DataConfig(Section):
     unknown_category: Literal["error", "bucket"] = Field(
         "error", description="'error' rejects an unseen category; 'bucket' maps it to one shared code"
     )
+    numeric_encoding: Literal["quantile", "standard"] = Field(
+        "quantile", description="'quantile': the normal score of each number's quantile (robust to skew and outliers); "
+                                "'standard': (x − mean) / std"
+    )
 
 
 class RewardConfig(Section):

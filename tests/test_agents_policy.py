@@ -28,7 +28,10 @@ SEEDS = np.arange(100, 400)
 def world():
     """300 optimus-poc contexts with random actions and conversions, for one action and for two choice sets."""
     scenario = make_scenario("optimus-poc")
-    schema = scenario.schema()
+    # the encoding the predictions were pinned with: z-scores, by the sample standard deviation (ddof 1)
+    schema = scenario.schema("standard")
+    sample = scenario.sample_contexts(20_000, np.random.default_rng(12345))
+    schema.numeric = {c: s.model_copy(update={"std": float(sample[c].std(ddof=1))}) for c, s in schema.numeric.items()}
     rng = np.random.default_rng(0)
     features = encode(scenario.sample_contexts(300, rng), schema)
     experiences = {}

@@ -28,9 +28,10 @@ def _main(*args: object) -> None:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     root = tmp_path_factory.mktemp("budget")
-    _main("budget", "synthesize", "--channels", 3, "--days", 365, "--seed", 11,
+    _main("budget", "synthesize", "--channels", 3, "--days", 365, "--seed", 11, "--model", "power",
           "--output", root / "history.csv", "--truth", root / "truth.json")
-    _main("budget", "fit", root / "history.csv", "--experiment-dir", root / "exp", "--json", root / "fit.json", "--quiet")
+    _main("budget", "fit", root / "history.csv", "--experiment-dir", root / "exp", "--json", root / "fit.json", "--quiet",
+          "--model", "power")
     return root
 
 
@@ -228,6 +229,6 @@ def test_allocate_errors_exit_2_with_one_message(fitted, tmp_path, run_cli, args
 
 
 def test_fit_refuses_to_overwrite_without_the_flag(fitted, run_cli):
-    result = run_cli("budget", "fit", fitted / "history.csv", "--experiment-dir", fitted / "exp")
+    result = run_cli("budget", "fit", fitted / "history.csv", "--experiment-dir", fitted / "exp", "--model", "power")
     assert result.exit_code == 2
     assert "already holds a fitted response model; pass --overwrite" in result.stderr

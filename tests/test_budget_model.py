@@ -17,21 +17,24 @@ def arrays():
     return ModelData.from_history(history).arrays()
 
 
-def test_fast_potential_equals_the_numpyro_program_up_to_a_constant(arrays):
+def assert_potential_is_the_programs(program, fast, arrays: dict, start: dict) -> None:
+    """`fast(z, arrays)` equals the NumPyro `program`'s potential energy up to a constant, at `start` and three
+    points around it (unconstrained values)."""
     import jax
     from numpyro.infer.util import potential_energy
 
     rng = np.random.default_rng(0)
-    points = [initial_point(arrays)]
-    points += [{k: v + rng.normal(0, 0.1, np.shape(v)) for k, v in points[0].items()} for _ in range(3)]
+    points = [start] + [{k: v + rng.normal(0, 0.1, np.shape(v)) for k, v in start.items()} for _ in range(3)]
     with jax.enable_x64(True):
-        program = jax.jit(lambda z: potential_energy(response_model, (arrays,), {}, z))
-        fast = jax.jit(lambda z: potential(z, arrays))
-        reference = [float(program(z)) for z in points]
-        ours = [float(fast(z)) for z in points]
-    differences = np.diff(reference), np.diff(ours)
-    np.testing.assert_allclose(differences[1], differences[0], rtol=1e-9, atol=1e-6)
-    assert np.all(np.abs(differences[0]) > 1.0)  # the points are far enough apart for this to mean something
+        reference_of = jax.jit(lambda z: potential_energy(program, (arrays,), {}, z))
+        ours_of = jax.jit(lambda z: fast(z, arrays))
+        reference, ours = [float(reference_of(z)) for z in points], [float(ours_of(z)) for z in points]
+    np.testing.assert_allclose(np.diff(ours), np.diff(reference), rtol=1e-9, atol=1e-6)
+    assert np.all(np.abs(np.diff(reference)) > 1.0)  # the points are far enough apart for this to mean something
+
+
+def test_fast_potential_equals_the_numpyro_program_up_to_a_constant(arrays):
+    assert_potential_is_the_programs(response_model, potential, arrays, initial_point(arrays))
 
 
 def test_zero_sum_basis_is_numpyros_transform():
@@ -70,7 +73,7 @@ def test_fit_runs_every_iteration_in_chunks_and_repeats_itself_for_a_seed():
     from nextbest.simulators.fit import FitConfig, fit_response
 
     history, _ = synthesize(3, 90, seed=4)
-    config = FitConfig(draws=37, warmup=24, chains=2, seed=3)  # 61 iterations: 31 chunks of 2, one surplus dropped
+    config = FitConfig(model="power", draws=37, warmup=24, chains=2, seed=3)  # 61 iterations: 31 chunks of 2, one surplus dropped
     reported = []
     first = fit_response(history, config, progress=reported.append)
     assert sum(reported) == config.chains * (config.warmup + config.draws)

@@ -47,7 +47,8 @@ def test_schema_from_dimensions_needs_one_dimension_per_column():
         Schema.from_dimensions(["a", "b"], ["a", "b"], [3])
 
 
-def test_encode_standardizes_numbers_and_codes_categories(schema, contexts):
+def test_encode_standardizes_numbers_and_codes_categories(contexts):
+    schema = Schema.infer(contexts, ["browser", "device", "price"], ["browser", "device"], numeric_encoding="standard")
     features = encode(contexts, schema)
     assert features.categorical.tolist() == [[0, 1], [2, 0], [0, 2], [1, 1]]
     np.testing.assert_allclose(features.numeric[:, 0], (contexts["price"] - 25.0) / np.std(contexts["price"]), rtol=1e-6)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from nextbest.agents.search import SearchSpace
 from nextbest.checkpoints import load_state, state_bytes
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import Features
@@ -141,6 +142,8 @@ class AgentSettings(BaseModel):
     model_config = {"extra": "forbid"}
     exploration_floor: float = 0.02
     """Probability mass spread uniformly over all actions, so that every action stays possible."""
+    search_space: ClassVar[SearchSpace] = {}
+    """The settings `nextbest tune` searches, and over what (nextbest.agents.search)."""
 
 
 class Agent(ABC):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field
 
 from nextbest.agents.base import PolicyOutput, one_hot_argmax
 from nextbest.agents.linear import LinearAgent, LinearSettings
+from nextbest.agents.search import Range, SearchSpace
 from nextbest.data.encoding import Features
 
 
 class EpsilonGreedySettings(LinearSettings):
     epsilon: float = Field(0.1, ge=0, le=1, description="probability of a uniformly random action")
+    search_space: ClassVar[SearchSpace] = LinearSettings.search_space | {"epsilon": Range(0.01, 0.3, log=True)}
 
 
 class EpsilonGreedy(LinearAgent):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from nextbest.agents.base import Agent, AgentSettings, Experience
+from nextbest.agents.search import Range, SearchSpace
 from nextbest.data.encoding import Features
 from nextbest.nets.ridge import RidgeArms
 
 
 class LinearSettings(AgentSettings):
     ridge: float = Field(1.0, gt=0, description="prior precision λ of the weights")
+    search_space: ClassVar[SearchSpace] = {"ridge": Range(0.1, 10.0, log=True)}
 
 
 class LinearAgent(Agent):

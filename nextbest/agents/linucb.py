@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field
 
 from nextbest.agents.base import PolicyOutput, one_hot_argmax
 from nextbest.agents.linear import LinearAgent, LinearSettings
+from nextbest.agents.search import Range, SearchSpace
 from nextbest.data.encoding import Features
 
 
 class LinUCBSettings(LinearSettings):
     alpha: float = Field(1.0, ge=0, description="width of the confidence bound, in posterior standard deviations")
+    search_space: ClassVar[SearchSpace] = LinearSettings.search_space | {"alpha": Range(0.05, 3.0, log=True)}
 
 
 class LinUCB(LinearAgent):

@@ -29,7 +29,7 @@ that rank it first. Greedy takes the best action of the members' mean expected r
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from nextbest.agents.base import Agent, AgentSettings, Experience, PolicyOutput
+from nextbest.agents.search import Choice, Range, SearchSpace
 from nextbest.data.encoding import Features
 from nextbest.nets.device import default_device
 from nextbest.nets.early_stopping import EarlyStopping
@@ -62,6 +63,10 @@ class NeuralSettings(AgentSettings):
     batch_size: int = Field(4096, ge=1, description="rows per gradient step (the whole buffer when it is smaller)")
     loss: Literal["auto", "bernoulli", "gaussian"] = Field("auto", description="'auto': Bernoulli when every reward is 0 or 1")
     buffer_size: int = Field(100_000, ge=1, description="most recent experiences kept for replay")
+    search_space: ClassVar[SearchSpace] = {
+        "learning_rate": Range(0.003, 0.1, log=True), "members": Choice((4, 8, 16)), "features": Choice((2, 3, 5)),
+        "hidden_sizes": Choice(([16], [32], [64])), "prior_scale": Range(0.3, 3.0, log=True),
+    }
 
 
 class EnsembleNet(nn.Module):

@@ -19,7 +19,7 @@ possible (what off-policy evaluation needs).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from nextbest.agents.ppo_loss import (
     ppo_update,
     set_learning_rate,
 )
+from nextbest.agents.search import Choice, Range, SearchSpace
 from nextbest.data.encoding import Features
 from nextbest.nets.device import default_device
 from nextbest.nets.distributions import MultiCategorical
@@ -57,6 +58,10 @@ class PPOAgentSettings(AgentSettings, PPOLossSettings):
         None, ge=1, description="decay the learning rate linearly to 0 over this many trained examples; None: constant"
     )
     embedding_dim: int | None = Field(None, ge=1, description="embedding width per categorical column; None: 1.6·n^0.56")
+    search_space: ClassVar[SearchSpace] = {
+        "learning_rate": Range(1e-3, 1e-2, log=True), "ent_coef": Range(1e-3, 0.05, log=True),
+        "n_epochs": Choice((5, 10, 20)), "batch_size": Choice((64, 128, 256)),
+    }
 
 
 class TabNetSettings(PPOAgentSettings):
@@ -77,6 +82,7 @@ class TabNetSettings(PPOAgentSettings):
 
 class MlpSettings(PPOAgentSettings):
     hidden_sizes: list[int] = Field([64, 64], min_length=1)
+    search_space: ClassVar[SearchSpace] = PPOAgentSettings.search_space | {"hidden_sizes": Choice(([32, 32], [64, 64], [128, 128]))}
     activation: Literal["relu", "tanh"] = "relu"
 
 

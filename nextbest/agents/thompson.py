@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from pydantic import Field
 
 from nextbest.agents.base import PolicyOutput
 from nextbest.agents.linear import LinearAgent, LinearSettings
+from nextbest.agents.search import Range, SearchSpace
 from nextbest.data.encoding import Features
 from nextbest.seeding import row_normals
 
@@ -15,6 +18,7 @@ _CHUNK = 4096
 
 class ThompsonSettings(LinearSettings):
     scale: float = Field(1.0, gt=0, description="multiplies the posterior standard deviation (v in the paper)")
+    search_space: ClassVar[SearchSpace] = LinearSettings.search_space | {"scale": Range(0.1, 3.0, log=True)}
     draws: int = Field(100, ge=1, description="posterior draws per row that estimate the action probabilities")
 
 

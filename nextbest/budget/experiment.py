@@ -28,6 +28,7 @@ from nextbest.data.tables import read_table
 from nextbest.envs.budget import BudgetAllocationEnv
 from nextbest.errors import ExperimentError, NextbestError
 from nextbest.io import write_json
+from nextbest.simulators.adstock import MAX_LAG
 from nextbest.simulators.checks import Diagnostics, diagnose, predictive_check
 from nextbest.simulators.fit import FitConfig, fit_response
 from nextbest.simulators.model import PRIORS
@@ -82,7 +83,7 @@ class BudgetExperiment:
         posterior = {name: idata.posterior[name].values for name in idata.posterior.data_vars}
         parameters = ResponseParameters(
             channels=summary["channels"], spend_center=np.asarray(summary["spend_center"]),
-            calendar=Calendar.from_dict(summary["calendar"]),
+            calendar=Calendar.from_dict(summary["calendar"]), max_lag=int(summary["fit"].get("max_lag", MAX_LAG)),
             **{name: _stack(posterior.get(name)) for name in ResponseParameters.ARRAYS})
         history = validate_history(read_table(directory / "history.parquet"), source=str(directory / "history.parquet"))
         experiment = cls(directory, parameters, history, Diagnostics.from_dict(summary["diagnostics"]), summary)

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from nextbest.data.channels import ChannelHistory
 from nextbest.figures import axes as _axes
 from nextbest.figures import plt
+from nextbest.simulators.adstock import lag_weights, log_hill_relative
 from nextbest.simulators.response import ResponseParameters
 
 BAND = (0.05, 0.95)
@@ -109,4 +110,86 @@ def learning_curve(training: dict, ax=None) -> Figure:
     ax.set_title(f"PPO allocator, reward {training['reward']}")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
+    return figure
+
+
+def saturation_curves(parameters: ResponseParameters, history: ChannelHistory, axes=None) -> Figure:
+    """Carryover model: expected daily clicks against a steady daily spend (the adstock then equals the
+    spend), posterior mean and 90% band on an average day, with the history's days and κ marked."""
+    figure, axes = _grid(history.n_channels, axes)
+    level = np.exp(parameters.alpha + np.log(parameters.ctr) + parameters.trend * parameters.calendar.last)  # (draws, C)
+    for c, (ax, name) in enumerate(zip(axes, history.channels)):
+        top = history.spend[:, c].max() * 1.5
+        spend = np.linspace(top / 200, top, 120)
+        steady = np.broadcast_to(spend[None, :, None], (parameters.n_draws, len(spend), history.n_channels))
+        clicks = level[:, None, c] * np.exp(log_hill_relative(steady, parameters.spend_center, parameters.slope,
+                                                              parameters.saturation)[..., c])
+        low, high = np.quantile(clicks, BAND, axis=0)
+        ax.fill_between(spend, low, high, color="tab:blue", alpha=0.25, linewidth=0, label="90% band")
+        ax.plot(spend, clicks.mean(axis=0), color="tab:blue", label="expected, steady spend")
+        ax.scatter(history.spend[:, c], history.clicks[:, c], s=5, color="black", alpha=0.3, label="history (a day)")
+        kappa = np.exp(np.median(parameters.saturation[:, c]) + parameters.spend_center[c])
+        if kappa < top:
+            ax.axvline(kappa, color="tab:gray", linestyle=":", label="half-saturation κ")
+        ax.set_title(name)
+        ax.set_xlabel("daily spend")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("clicks per day")
+    axes[0].legend(loc="upper left", fontsize="small")
+    return figure
+
+
+def carryover_curves(parameters: ResponseParameters, channels: list[str], ax=None) -> Figure:
+    """The share of a day's effect on each later day (adstock's lag weights), posterior mean and 90% band."""
+    figure, ax = _axes(ax)
+    weights = lag_weights(parameters.decay, parameters.max_lag)  # (draws, L, C)
+    lags = np.arange(parameters.max_lag)
+    for c, name in enumerate(channels):
+        low, high = np.quantile(weights[..., c], BAND, axis=0)
+        ax.fill_between(lags, low, high, alpha=0.2, linewidth=0)
+        ax.plot(lags, weights[..., c].mean(axis=0), "o-", markersize=3,
+                label=f"{name}: decay {parameters.decay[:, c].mean():.2f}")
+    ax.set_xlabel("days after the spend")
+    ax.set_ylabel("share of the spend's effect")
+    ax.set_title("carryover (geometric adstock)")
+    ax.legend(loc="upper right", fontsize="small")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def contributions_over_time(contributions: np.ndarray, dates: np.ndarray, channels: list[str], observed: np.ndarray | None = None,
+                            ax=None) -> Figure:
+    """Expected clicks each channel's spend bought on each day (posterior means, stacked; the days after the
+    history are its spend's carryover), and the observed total clicks. contributions: (draws, days, channels)."""
+    figure, ax = _axes(ax, (9, 4))
+    mean = contributions.mean(axis=0)
+    dates = np.asarray(dates, "datetime64[D]")
+    ax.stackplot(dates, mean.T, labels=channels, alpha=0.8)
+    if observed is not None:
+        ax.plot(dates[: len(observed)], observed, color="black", linewidth=0.7, label="observed clicks")
+    ax.set_ylabel("clicks per day")
+    ax.set_title("contribution of each channel over time (posterior mean)")
+    ax.legend(loc="upper left", fontsize="small", ncols=len(channels) + 1)
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def planned_spend(result: dict, ax=None) -> Figure:
+    """The planner's spend by day and channel (stacked), from `plan_campaign`'s result."""
+    figure, ax = _axes(ax, (9, 4))
+    dates = sorted({row["date"] for row in result["plan"]})
+    channels = list(dict.fromkeys(row["channel"] for row in result["plan"]))
+    spend = {(row["date"], row["channel"]): row["spend"] for row in result["plan"]}
+    x = np.asarray(dates, "datetime64[D]")
+    bottom = np.zeros(len(dates))
+    for channel in channels:
+        values = np.array([spend[(d, channel)] for d in dates])
+        ax.bar(x, values, bottom=bottom, label=channel)
+        bottom += values
+    low, high = result["clicks_interval"]
+    ax.set_title(f"planned spend: {result['budget']:,.0f} over {result['days']} days; expected clicks "
+                 f"{result['expected_clicks']:,.0f} [{low:,.0f}, {high:,.0f}] with {result['carryover_days']} carryover days")
+    ax.set_ylabel("spend per day")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.legend(loc="upper left", fontsize="small")
     return figure

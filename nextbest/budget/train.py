@@ -104,6 +104,9 @@ def train_allocator(
         raise ConfigError(f"--steps {steps}: expected a positive number of simulated days to train on")
     directory = Path(directory)
     experiment = BudgetExperiment.open(directory)
+    if experiment.parameters.kind == "hill":
+        raise ConfigError(f"{directory}: the one-day allocator needs the power model (fit --model power); for a carryover "
+                          "model train the pacer with `nextbest budget plan DIR --ppo-steps N`")
     config = validate_model(PPOConfig, DEFAULTS | parse_overrides(hyperparameters), "PPO settings")
 
     def make_env() -> BudgetAllocationEnv:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ error_console = Console(stderr=True, soft_wrap=True)
 JSON_HELP = "Also write the numbers as JSON to this path."
 SEED_HELP = "Random seed; the same seed gives the same result."
 QUIET_HELP = "No progress bars or tables, for scripts."
+RAY_HELP = ("Run on Ray (pip install 'nextbest[ray]'): --ray alone starts a local Ray on this machine; "
+            "--ray auto joins the cluster this machine belongs to, --ray ray://host:port a remote one.")
 
 
 @contextmanager
@@ -90,10 +93,24 @@ def save_json(path: Path | None, payload: Any) -> None:
         error_console.print(f"[dim]wrote {path}[/dim]")
 
 
+def ray_address_argv(argv: list[str]) -> list[str]:
+    """`--ray` given without an address becomes `--ray local` (a Typer option always takes a value). The word after
+    `--ray` is its address when it looks like one: local, auto, ray://…, host:port."""
+    out = []
+    for k, word in enumerate(argv):
+        out.append(word)
+        if word == "--ray":
+            following = argv[k + 1] if k + 1 < len(argv) else ""
+            if not re.fullmatch(r"local|auto|ray://\S+|[\w.-]+:\d+", following):
+                out.append("local")
+    return out
+
+
 def main() -> None:
     """Entry point: a NextbestError becomes one red line and exit code 2 (usage errors exit 2 too)."""
     from nextbest.cli import commands  # noqa: F401  (registers every command on `app`)
 
+    sys.argv[1:] = ray_address_argv(sys.argv[1:])
     try:
         app()
     except NextbestError as error:

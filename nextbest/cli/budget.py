@@ -27,14 +27,24 @@ def synthesize(
     truth: Path | None = typer.Option(None, "--truth", help="Also write the true parameters as JSON here."),
     start: str = typer.Option("2025-01-01", "--start", help="First date, YYYY-MM-DD."),
     conversions: bool = typer.Option(True, "--conversions/--no-conversions", help="Include a conversions column."),
+    model: str = typer.Option("hill", "--model", help="The true model: hill (carryover and saturation) or power (day by day)."),
+    decay: float | None = typer.Option(None, "--decay", help="Every channel's adstock decay (hill; default: each its own)."),
 ) -> None:
     """Draw a realistic channel history from a known response model (and keep the truth)."""
     from nextbest.data.tables import table_format
     from nextbest.io import write_json
     from nextbest.simulators.synthesize import synthesize as draw
+    from nextbest.simulators.synthesize import synthesize_carryover
 
     table_format(output)
-    history, parameters = draw(channels, days, seed, start, conversions)
+    if model not in ("hill", "power"):
+        raise ConfigError(f"--model {model!r}: expected hill or power")
+    if model == "power" and decay is not None:
+        raise ConfigError("--decay is a parameter of the hill model; the power model has no carryover")
+    if model == "hill":
+        history, parameters = synthesize_carryover(channels, days, seed, start, conversions, decay)
+    else:
+        history, parameters = draw(channels, days, seed, start, conversions)
     history.write(output)
     if truth is not None:
         write_json(truth, parameters.to_dict())
@@ -52,6 +62,8 @@ def fit(
     target_accept: float = typer.Option(0.85, "--target-accept", help="NUTS target acceptance; raise it (0.95) if there are divergences."),
     max_rhat: float = typer.Option(1.01, "--max-rhat", help="Refuse the fit above this split R-hat."),
     min_ess: float = typer.Option(100, "--min-ess", help="Refuse the fit below this bulk or tail effective sample size per chain."),
+    model: str = typer.Option("hill", "--model", help="hill: adstock (carryover) and Hill saturation; power: the day-by-day power law."),
+    max_lag: int = typer.Option(14, "--max-lag", help="Days a spend keeps working in the hill model (adstock's maximum lag)."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already fitted in the directory."),
     json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
@@ -67,7 +79,7 @@ def fit(
         raise ExperimentError(f"{experiment_dir}: already holds a fitted response model; pass --overwrite to replace it")
     try:
         config = FitConfig(draws=draws, chains=chains, warmup=warmup, target_accept=target_accept, seed=seed,
-                           max_rhat=max_rhat, min_ess_per_chain=min_ess)
+                           max_rhat=max_rhat, min_ess_per_chain=min_ess, model=model, max_lag=max_lag)
     except ValidationError as error:
         first = error.errors()[0]
         raise ConfigError(f"--{str(first['loc'][0]).replace('_', '-')} {first['input']}: {first['msg'].lower()}") from None
@@ -87,17 +99,23 @@ def fit(
 
 def _fit_summary(directory: Path) -> dict:
     """The figures of a fit for --json and the console: per-channel estimates, diagnostics, PPC."""
+    import numpy as np
+
     from nextbest.budget.experiment import BudgetExperiment
+    from nextbest.simulators.flight import return_on_spend
 
     experiment = BudgetExperiment.open(directory, require_diagnostics=False)
     p = experiment.parameters
+    roi = return_on_spend(p.thin(1000), experiment.history)
     channels = {}
     for c, name in enumerate(experiment.channels):
-        values = {"beta": p.beta[:, c], "holiday_lift": p.holiday[:, c], "ctr": p.ctr[:, c], "trend": p.trend[:, c]}
+        shape = ({"decay": p.decay[:, c], "slope": p.slope[:, c], "half_saturation": np.exp(p.saturation[:, c] + p.spend_center[c])}
+                 if p.kind == "hill" else {"beta": p.beta[:, c]})
+        values = shape | {"roi": roi[:, c], "holiday_lift": p.holiday[:, c], "ctr": p.ctr[:, c], "trend": p.trend[:, c]}
         channels[name] = {key: {"mean": float(v.mean()), "interval_90": [float(q) for q in _quantiles(v)]}
                           for key, v in values.items()}
     stored = experiment.summary  # budget.json, as read by open
-    return {"experiment_dir": str(directory), "channels": channels, "diagnostics": stored["diagnostics"],
+    return {"experiment_dir": str(directory), "model": p.kind, "channels": channels, "diagnostics": stored["diagnostics"],
             "predictive_check": stored["predictive_check"], "seconds": stored["fit"]["seconds"]}
 
 
@@ -109,12 +127,16 @@ def _quantiles(values):
 
 def _print_fit(summary: dict) -> None:
     d = summary["diagnostics"]
-    table = Table(title=f"response model fitted in {summary['seconds']:.1f} s: mean [90% interval]")
-    for name in ("channel", "elasticity β", "holiday lift γ", "CTR", "clicks in 90% PPC interval"):
+    hill = summary["model"] == "hill"
+    table = Table(title=f"{summary['model']} response model fitted in {summary['seconds']:.1f} s: mean [90% interval]")
+    columns = {"decay": "decay θ", "half_saturation": "half-saturation κ", "roi": "clicks per unit spend"} if hill else \
+        {"beta": "elasticity β", "roi": "clicks per unit spend"}
+    columns |= {"holiday_lift": "holiday lift γ", "ctr": "CTR"}
+    for name in ("channel", *columns.values(), "clicks in 90% PPC interval"):
         table.add_column(name, justify="right")
     for channel, values in summary["channels"].items():
         cells = [f"{values[k]['mean']:.3g} [{values[k]['interval_90'][0]:.3g}, {values[k]['interval_90'][1]:.3g}]"
-                 for k in ("beta", "holiday_lift", "ctr")]
+                 for k in columns]
         table.add_row(channel, *cells, f"{summary['predictive_check']['clicks'][channel]['coverage_90']:.0%}")
     console.print(table)
     console.print(f"diagnostics: max R-hat {d['max_rhat']:.3f}, min ESS {min(d['min_ess_bulk'], d['min_ess_tail']):.0f} "
@@ -189,17 +211,72 @@ def _print_allocation(result: dict, channels: list[str]) -> None:
     day = ("holiday" if result["holiday"] else "regular day") + (f", {result['date']}" if result["date"] else "")
     table = Table(title=f"budget {result['budget']:g} on a {day}: the optimizer's split and the baselines")
     table.add_column("allocation")
-    for channel in channels:
-        table.add_column(channel, justify="right")
+    _print_baselines(table, result, channels, {"cost per click": lambda row: f"{row['cost_per_click']:.4f}"},
+                     lambda row: {c: row["allocation"][c] for c in channels})
+
+
+@budget.command()
+def plan(
+    directory: Path = typer.Argument(..., help=DIR_HELP),
+    budget_: float = typer.Option(..., "--budget", help="The campaign's total budget, in the history's currency."),
+    days: int = typer.Option(..., "--days", help="Days of the flight."),
+    start: str | None = typer.Option(None, "--start", help="First day, YYYY-MM-DD (default: the day after the history)."),
+    minimum: str | None = typer.Option(None, "--min", help="Per-channel minimum spend per day, e.g. search=100,display=50."),
+    maximum: str | None = typer.Option(None, "--max", help="Per-channel maximum spend per day, e.g. social=400."),
+    metric: str = typer.Option("clicks", "--metric", help="What to maximize: clicks or conversions."),
+    risk: float | None = typer.Option(None, "--risk", help="Risk-averse: maximize the mean of this share of the worst posterior draws (e.g. 0.1)."),
+    ppo_steps: int = typer.Option(0, "--ppo-steps", help="Also train a PPO pacer in nextbest/BudgetPacing-v0 for this many days and list it."),
+    truth: Path | None = typer.Option(None, "--truth", help=TRUTH_HELP),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
+) -> None:
+    """Plan a campaign flight: the budget split across days and channels, counting the carryover after it."""
+    from nextbest.budget.experiment import BudgetExperiment
+    from nextbest.budget.plan import plan_campaign
+    from nextbest.simulators.optimize import Bounds
+
+    if metric not in ("clicks", "conversions"):
+        raise ConfigError(f"--metric {metric!r}: expected clicks or conversions")
+    if ppo_steps < 0:
+        raise ConfigError(f"--ppo-steps {ppo_steps}: expected 0 (no PPO pacer) or a positive number of simulated days")
+    experiment = BudgetExperiment.open(directory)
+    bounds = Bounds.create(experiment.channels, _limits(minimum, "--min"), _limits(maximum, "--max"))
+    result = plan_campaign(experiment, budget_, days, start=start, bounds=bounds, truth=_truth(truth), metric=metric,
+                           risk=risk, ppo_steps=ppo_steps, seed=seed)
+    if not quiet:
+        _print_plan(result, experiment.channels)
+    for note in result["notes"]:
+        error_console.print(f"[yellow]note: {note}[/yellow]", soft_wrap=True)
+    save_json(json_path, result)
+
+
+def _print_plan(result: dict, channels: list[str]) -> None:
+    table = Table(title=f"{result['metric']} over {result['days']} days from {result['start']} and {result['carryover_days']} "
+                        f"carryover days: budget {result['budget']:g}")
+    table.add_column("plan")
+    _print_baselines(table, result, channels, {}, _plan_totals, suffix=" total")
+
+
+def _plan_totals(row: dict) -> dict[str, float]:
+    """Each channel's spend over a plan's days."""
+    totals: dict[str, float] = {}
+    for entry in row["plan"]:
+        totals[entry["channel"]] = totals.get(entry["channel"], 0.0) + entry["spend"]
+    return totals
+
+
+def _print_baselines(table: Table, result: dict, channels: list[str], extra: dict, spend, suffix: str = "") -> None:
+    """One row per baseline: each channel's spend (`spend(row)` → {channel: amount}), the expected clicks with
+    their interval, the `extra` columns ({title: row → cell}) and the true clicks when the result has them."""
     truth = "true_clicks" in result
-    for name in ("expected clicks [90%]", "cost per click", *(["true clicks"] if truth else [])):
+    for name in (*(f"{c}{suffix}" for c in channels), "expected clicks [90%]", *extra, *(["true clicks"] if truth else [])):
         table.add_column(name, justify="right")
     for name, row in result["baselines"].items():
         low, high = row["clicks_interval"]
-        cells = [f"{row['allocation'][c]:.2f}" for c in channels]
-        cells += [f"{row['expected_clicks']:.0f} [{low:.0f}, {high:.0f}]", f"{row['cost_per_click']:.4f}"]
-        if truth:
-            cells.append(f"{row['true_clicks']:.0f}")
+        amounts = spend(row)
+        cells = [f"{amounts.get(c, 0.0):.2f}" for c in channels] + [f"{row['expected_clicks']:.0f} [{low:.0f}, {high:.0f}]"]
+        cells += [cell(row) for cell in extra.values()] + ([f"{row['true_clicks']:.0f}"] if truth else [])
         table.add_row(name, *cells)
     console.print(table)
 

@@ -10,4 +10,5 @@ from nextbest.cli import (
     rl,  # noqa: F401
     serving,  # noqa: F401
     synth,  # noqa: F401
+    tune,  # noqa: F401
 )

@@ -10,7 +10,18 @@ from rich.table import Table
 
 from nextbest.agents import AGENTS, DEFAULT_AGENT
 from nextbest.agents.settings import build_hyperparameters, default_hyperparameters
-from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, open_experiment, progress_bar, save_json, split_names
+from nextbest.cli.app import (
+    JSON_HELP,
+    QUIET_HELP,
+    RAY_HELP,
+    SEED_HELP,
+    app,
+    console,
+    open_experiment,
+    progress_bar,
+    save_json,
+    split_names,
+)
 from nextbest.data.tables import read_table, write_table
 from nextbest.envs import SCENARIO_FAMILIES, SCENARIOS, scenario_choices
 from nextbest.errors import ConfigError
@@ -60,8 +71,24 @@ def predict(
     greedy: bool = typer.Option(False, "--greedy", help="Take the best action (no exploration), for evaluation."),
     seed: int | None = typer.Option(None, "--seed", help="Base prediction seed: row i gets seed + i (random if omitted)."),
     checkpoint: str | None = typer.Option(None, "--from-checkpoint", help="Checkpoint to use instead of the latest."),
+    ray: str | None = typer.Option(None, "--ray", help=RAY_HELP + " CONTEXTS may then be a folder of Parquet files; "
+                                   "OUTPUT is a folder of Parquet files (part-<first row>.parquet)."),
+    workers: int | None = typer.Option(None, "--workers", help="With --ray: scoring actors (default: the cluster's CPUs)."),
+    batch_size: int = typer.Option(65_536, "--batch-size", help="With --ray: rows per scored batch."),
 ) -> None:
     """Choose an action for every context row: the prediction table, one row per input row."""
+    if ray is not None:
+        from nextbest.scale.cluster import ray_session
+        from nextbest.scale.scoring import score_parquet
+
+        with ray_session(ray), progress_bar(f"scoring {contexts} on Ray", None):
+            result = score_parquet(directory, contexts, output, seed=seed, greedy=greedy, checkpoint=checkpoint,
+                                   workers=workers, batch_size=batch_size)
+        console.print(f"wrote {result.rows} predictions to {output} ({result.files} Parquet files, {result.workers} workers, "
+                      f"{result.seconds:.1f} s)")
+        return
+    if workers is not None:
+        raise ConfigError("--workers applies to --ray only")
     experiment = open_experiment(directory, checkpoint)
     table = experiment.predict(read_table(contexts), seed=seed, greedy=greedy, source=str(contexts))
     write_table(table, output)
@@ -106,11 +133,23 @@ def simulate(
     server: str | None = typer.Option(None, "--server", help="Play the customers against this running `nextbest serve` (http://host:port) instead of in-process."),
     experiment: str | None = typer.Option(None, "--experiment", help="With --server: the served experiment to play against (default: the only one served)."),
     api_key: str | None = typer.Option(None, "--api-key", envvar="NEXTBEST_API_KEY", help="With --server: the key to send."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Run these seeds (0-9, or 1,4,7) instead of --seed; report the "
+                                      "median and spread of the score per batch."),
+    ray: str | None = typer.Option(None, "--ray", help=RAY_HELP + " With --seeds: the seeds run in parallel."),
+    figure: Path | None = typer.Option(None, "--figure", help="With --seeds: draw the learning curves of all seeds here (PNG)."),
 ) -> None:
     """Run predict → react → train against a built-in scenario and score the agent against its oracle."""
     from nextbest.training.simulate import TARGET_SCORE
     from nextbest.training.simulate import simulate as run
 
+    if seeds is not None or ray is not None or figure is not None:
+        if seeds is None:
+            raise ConfigError("--ray and --figure run several seeds at once: give --seeds, e.g. --seeds 0-9")
+        if server is not None or contexts_from is not None or experiment_dir is not None:
+            raise ConfigError("--seeds runs in memory against the scenario: drop --server, --contexts-from and --experiment-dir")
+        _simulate_seeds(scenario, agent, seeds, examples=examples, batch_size=batch_size, hyperparameters=hyperparameters,
+                        ray=ray, figure=figure, json_path=json_path, quiet=quiet)
+        return
     if server is not None:
         if contexts_from is not None or experiment_dir is not None or hyperparameters is not None:
             raise ConfigError("--server plays against the served experiment's own settings: drop --contexts-from, "
@@ -154,6 +193,45 @@ def simulate(
         path = plots.save(plots.learning_curve(result), experiment_dir / "learning_curve.png")
         console.print(f"learning curve: {path}")
     save_json(json_path, result.to_dict())
+
+
+def _simulate_seeds(scenario: str, agent: str, seeds: str, *, examples: int, batch_size: int, hyperparameters: str | None,
+                    ray: str | None, figure: Path | None, json_path: Path | None, quiet: bool) -> None:
+    """`simulate --seeds`: every seed (in parallel on Ray with --ray), then the median and spread per batch."""
+    from nextbest.evaluation.seeds import parse_seeds, seeds_summary
+    from nextbest.training.simulate import simulate as run
+
+    chosen = parse_seeds(seeds)
+    settings = dict(examples=examples, batch_size=batch_size, hyperparameters=hyperparameters)
+    with progress_bar(f"{scenario} · {agent} · {len(chosen)} seeds" + (" on Ray" if ray else ""), len(chosen), quiet=quiet) as bar:
+        if ray is not None:
+            from nextbest.scale.cluster import ray_session
+            from nextbest.scale.seeds import simulate_seeds
+
+            with ray_session(ray):
+                runs = simulate_seeds(scenario, agent, chosen, on_done=lambda _: bar.advance(), **settings)
+        else:
+            runs = []
+            for seed in chosen:
+                runs.append(run(scenario, agent, seed=seed, **settings))
+                bar.advance()
+    summary = seeds_summary(runs)
+    if not quiet:
+        table = Table(title=f"{scenario} · {agent} · seeds {seeds}",
+                      caption="normalized score of the greedy policy on held-out customers, over the seeds")
+        for name in ("batch", "examples", "median", "min", "25%", "75%", "max"):
+            table.add_column(name, justify="right")
+        for b in summary.batches:
+            table.add_row(str(b.batch), str(b.examples), *(f"{v:.3f}" for v in (b.median, b.low, b.q25, b.q75, b.high)))
+        console.print(table)
+        last = summary.batches[-1]
+        console.print(f"median normalized score {last.median:.3f} (min {last.low:.3f}, max {last.high:.3f}) after "
+                      f"{last.examples} examples, {len(chosen)} seeds")
+    if figure is not None:
+        from nextbest.evaluation import plots
+
+        console.print(f"learning curves: {plots.save(plots.seeds_learning_curves(summary), figure)}")
+    save_json(json_path, summary.to_dict())
 
 
 @app.command()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from nextbest.cli.app import QUIET_HELP, app, console
+from nextbest.cli.app import QUIET_HELP, RAY_HELP, app, console
 from nextbest.errors import ConfigError, ExperimentError
 
 DATABASE_HELP = ("SQLAlchemy URL of the event store, e.g. postgresql+psycopg://user:password@host/db "
@@ -39,8 +39,18 @@ def serve(
                                                   "pages may call the API; repeatable. None: CORS closed."),
     ssl_certfile: Path | None = typer.Option(None, "--ssl-certfile", help="TLS certificate (PEM); with --ssl-keyfile."),
     ssl_keyfile: Path | None = typer.Option(None, "--ssl-keyfile", help="TLS private key (PEM); with --ssl-certfile."),
+    ray: str | None = typer.Option(None, "--ray", help=RAY_HELP + " The service then runs on Ray Serve (needs --database-url, "
+                                   "PostgreSQL), the learner as one Ray actor."),
+    replicas: int = typer.Option(1, "--replicas", help="With --ray: decision replicas (one CPU each)."),
 ) -> None:
     """Serve decisions over HTTP (OpenAPI at /docs), store every decision and reaction, and keep learning."""
+    if ray is not None:
+        _serve_on_ray(directories, ray, replicas, host=host, port=port, database_url=database_url, learner=learner, workers=workers,
+                      tls=bool(ssl_certfile or ssl_keyfile), max_body_bytes=max_body_bytes, require_keys=require_keys,
+                      metrics_open=metrics_open, cors_origins=_origins(cors_origins or []))
+        return
+    if replicas != 1:
+        raise ConfigError("--replicas applies to --ray only; without it use --workers")
     import uvicorn
 
     from nextbest.serving.events import redacted
@@ -79,6 +89,39 @@ def serve(
     finally:
         if learners is not None:
             learners.close()
+
+
+def _serve_on_ray(directories: list[Path], address: str, replicas: int, *, host: str, port: int, database_url: str | None,
+                  learner: bool, workers: int, tls: bool, **app_settings) -> None:
+    """`serve --ray`: the same app on Ray Serve replicas until Ctrl-C (or a learner that cannot resume)."""
+    from nextbest.scale.cluster import ray_session
+    from nextbest.scale.serve import check_options, start_service
+    from nextbest.serving.events import redacted
+    from nextbest.serving.server import check_keys, experiment_names
+
+    if workers != 1:
+        raise ConfigError("--workers applies to plain serve; with --ray use --replicas")
+    if tls:
+        raise ConfigError("--ssl-certfile/--ssl-keyfile apply to plain serve; with --ray put TLS on the load balancer in front")
+    check_options(replicas, database_url)
+    names = experiment_names(directories)
+    if app_settings["require_keys"]:
+        check_keys(names, database_url)
+    with ray_session(address):
+        service = None
+        try:  # Ctrl-C while starting, too: start_service stops what it started
+            service = start_service(list(names.values()), database_url, replicas=replicas, host=host, port=port,
+                                    learner=learner, **app_settings)
+            console.print(f"serving {', '.join(names)} on {service.url} (docs: /docs) with {replicas} Ray Serve replica(s) · events "
+                          f"in {redacted(database_url or '')} · learner {'as a Ray actor' if learner else 'off (run `nextbest learn`)'}")
+            while not (refused := service.refused()):
+                time.sleep(0.5)
+            raise ExperimentError(refused)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if service is not None:
+                service.close()
 
 
 @app.command()

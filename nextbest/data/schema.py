@@ -1,9 +1,13 @@
 """The schema of a context table: which columns, which are categorical and with what vocabulary.
 
 Categorical values are compared as strings (a CSV's `3` and a Parquet's 3 are the same
-category). Numeric columns are standardized with the mean and standard deviation the schema
-holds; when they are not known at `init` (no --schema-from) they are frozen from the first training batch,
-and until then those columns encode as 0 — one small prediction call never sets them.
+category). Numeric columns are encoded with the statistics the schema holds: by default each number
+becomes the normal score of its quantile among the numbers the statistics were computed from
+(`numeric_encoding = "quantile"`: Φ⁻¹ of the empirical CDF interpolated between 33 stored percentiles), which is
+the z-score for normal data and the z-score of the logarithm for log-normal amounts, and keeps heavy
+tails, counts and rare flags within about ±2.3; `"standard"` is (x − mean) / std. When the statistics
+are not known at `init` (no --schema-from) they are frozen from the first training batch, and until
+then those columns encode as 0 — one small prediction call never sets them.
 """
 
 from __future__ import annotations
@@ -20,11 +24,24 @@ from nextbest.errors import SchemaError
 from nextbest.io import write_json
 
 UNKNOWN = "__unknown__"
+# The knots of the quantile encoding are the column's percentiles at these levels: its minimum, 31 levels from
+# 1% to 99% (the scores are clipped beyond those anyway), and its maximum (so a rare flag still stands out).
+QUANTILE_LEVELS = (0.0, *np.linspace(0.01, 0.99, 31).round(6).tolist(), 1.0)
+NumericEncoding = Literal["quantile", "standard"]
 
 
 class NumericStats(BaseModel):
     mean: float = 0.0
     std: float = 1.0
+    quantiles: list[float] | None = Field(None, description="knots of the quantile encoding (the percentiles at "
+                                                            "QUANTILE_LEVELS); without them the column is standardized")
+
+    @classmethod
+    def of(cls, values: np.ndarray, encoding: NumericEncoding) -> NumericStats:
+        """The statistics of one column's values (at least one) for `encoding`."""
+        std = float(values.std()) if len(values) > 1 else 1.0
+        knots = np.quantile(values, QUANTILE_LEVELS).tolist() if encoding == "quantile" else None
+        return cls(mean=float(values.mean()), std=std if std > 1e-12 else 1.0, quantiles=knots)
 
 
 class Schema(BaseModel):
@@ -34,6 +51,7 @@ class Schema(BaseModel):
     categorical: dict[str, list[str]] = Field(default_factory=dict)
     numeric: dict[str, NumericStats | None] = Field(default_factory=dict)
     unknown_category: Literal["error", "bucket"] = "error"
+    numeric_encoding: NumericEncoding = "quantile"
 
     @model_validator(mode="after")
     def _check(self) -> Schema:
@@ -72,9 +90,7 @@ class Schema(BaseModel):
         numeric = {}
         for name, stats in self.numeric.items():
             if stats is None:
-                values = table[name].to_numpy(dtype=float)
-                std = float(values.std()) if len(values) > 1 else 1.0
-                stats = NumericStats(mean=float(values.mean()), std=std if std > 1e-12 else 1.0)
+                stats = NumericStats.of(table[name].to_numpy(dtype=float), self.numeric_encoding)
             numeric[name] = stats
         return self.model_copy(update={"numeric": numeric})
 
@@ -85,6 +101,7 @@ class Schema(BaseModel):
         categorical_columns: list[str],
         categorical_dimensions: list[int] | dict[str, int],
         unknown_category: Literal["error", "bucket"] = "error",
+        numeric_encoding: NumericEncoding = "quantile",
     ) -> Schema:
         """Categorical column c with dimension n takes the values 0 … n−1 (Optimus' convention)."""
         if isinstance(categorical_dimensions, dict):
@@ -102,7 +119,8 @@ class Schema(BaseModel):
         if any(d < 1 for d in dims):
             raise SchemaError(f"categorical dimensions must be positive integers, got {dims}")
         vocabularies = {c: [str(v) for v in range(d)] for c, d in zip(categorical_columns, dims)}
-        return cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category)
+        return cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category,
+                   numeric_encoding=numeric_encoding)
 
     @classmethod
     def infer(
@@ -113,6 +131,7 @@ class Schema(BaseModel):
         *,
         source: str = "the table",
         unknown_category: Literal["error", "bucket"] = "error",
+        numeric_encoding: NumericEncoding = "quantile",
     ) -> Schema:
         """Vocabularies (sorted) and numeric statistics from a context table."""
         missing = [c for c in columns if c not in table.columns]
@@ -125,7 +144,8 @@ class Schema(BaseModel):
                 row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
                 raise SchemaError(f"{source}: column '{name}' is empty in row {row}; expected a category")
             vocabularies[name] = sorted({category_text(v) for v in values}, key=natural_key)
-        schema = cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category)
+        schema = cls(columns=columns, categorical=vocabularies, unknown_category=unknown_category,
+                     numeric_encoding=numeric_encoding)
         from nextbest.data.encoding import numeric_matrix  # validates numbers and names the bad row
 
         numeric_matrix(table, schema.numeric_columns, source=source)

@@ -46,5 +46,7 @@ if "nextbest/GridMap-v0" not in gym.registry:  # the planning grid (nextbest.env
     gym.register(id="nextbest/GridMap-v0", entry_point="nextbest.envs.grid_map:GridMapEnv", max_episode_steps=200)
 if "nextbest/BudgetAllocation-v0" not in gym.registry:  # budget allocation (nextbest.envs.budget)
     gym.register(id="nextbest/BudgetAllocation-v0", entry_point="nextbest.envs.budget:BudgetAllocationEnv")
+if "nextbest/BudgetPacing-v0" not in gym.registry:  # a flight's budget, day by day, with carryover (nextbest.envs.budget_pacing)
+    gym.register(id="nextbest/BudgetPacing-v0", entry_point="nextbest.envs.budget_pacing:BudgetPacingEnv")
 
 __all__ = ["SCENARIOS", "SCENARIO_FAMILIES", "ContextualScenario", "make_scenario", "scenario_choices"]

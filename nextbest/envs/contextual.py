@@ -18,7 +18,7 @@ from gymnasium import spaces
 from nextbest.config import RewardConfig
 from nextbest.data.actions import ActionSpace
 from nextbest.data.encoding import category_codes
-from nextbest.data.schema import NumericStats, Schema
+from nextbest.data.schema import NumericEncoding, Schema
 from nextbest.rewards import make_reward
 
 
@@ -72,11 +72,11 @@ class ContextualScenario(gym.Env):
         """(n, n_joint) expected reward of every joint action under the scenario's reward."""
         return self.reward.expected_reward(self.expected_reactions(contexts))
 
-    def schema(self) -> Schema:
+    def schema(self, numeric_encoding: NumericEncoding = "quantile") -> Schema:
         """The scenario's true schema (vocabularies, and numeric statistics of its customer distribution)."""
         sample = self.sample_contexts(20_000, np.random.default_rng(12345))
-        numeric = {c: NumericStats(mean=float(sample[c].mean()), std=float(sample[c].std())) for c in self.numeric}
-        return Schema(columns=self.columns, categorical=dict(self.categorical), numeric=numeric)
+        schema = Schema(columns=self.columns, categorical=dict(self.categorical), numeric_encoding=numeric_encoding)
+        return schema.with_numeric_stats(sample)
 
     # --- the Gymnasium interface --------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

@@ -9,6 +9,8 @@ import numpy as np
 
 from nextbest.evaluation.history import History
 from nextbest.evaluation.ope import OpeResult
+from nextbest.evaluation.seeds import SeedsSummary
+from nextbest.evaluation.tuning import TrialResult
 from nextbest.figures import Figure, plt, save  # noqa: F401  (save: callers draw and save from one module)
 from nextbest.figures import axes as _axes
 from nextbest.training.simulate import SimulationResult
@@ -106,4 +108,36 @@ def ope_estimates(results: list[OpeResult], ax: plt.Axes | None = None) -> Figur
     ax.axvline(logging.estimate, color="tab:gray", linestyle="--", label=f"logging policy {logging.estimate:.4g}")
     ax.set_yticks(ticks, labels)
     _finish(ax, f"expected reward per decision ({logging.confidence:.0%} intervals)", "", "off-policy estimates")
+    return figure
+
+
+def seeds_learning_curves(summary: SeedsSummary, ax: plt.Axes | None = None) -> Figure:
+    """The normalized score of every seed after each batch (thin lines), their median and range."""
+    figure, ax = _axes(ax)
+    for run in summary.runs:
+        ax.plot([b.examples for b in run.batches], [b.normalized_score for b in run.batches], color="tab:blue", alpha=0.25, lw=1)
+    examples = [b.examples for b in summary.batches]
+    ax.fill_between(examples, [b.low for b in summary.batches], [b.high for b in summary.batches], color="tab:blue",
+                    alpha=0.12, label="range over the seeds")
+    ax.plot(examples, [b.median for b in summary.batches], "o-", color="tab:blue", label="median")
+    ax.axhline(1.0, ls="--", color="tab:green", label="oracle")
+    _finish(ax, "examples trained on", "normalized score (greedy, held out)",
+            f"{summary.scenario}: {summary.agent}, {len(summary.seeds)} seeds", "lower right")
+    return figure
+
+
+def tune_trials(results: list[TrialResult], ax: plt.Axes | None = None) -> Figure:
+    """Each trial's last score against its number, by agent; hollow markers: stopped early by the scheduler."""
+    figure, ax = _axes(ax)
+    for k, agent in enumerate(dict.fromkeys(r.agent for r in results)):
+        color = f"C{k}"
+        for complete in (True, False):
+            chosen = [r for r in results if r.agent == agent and r.complete == complete]
+            if chosen:
+                ax.scatter([r.index for r in chosen], [r.score for r in chosen], color=color if complete else "none",
+                           edgecolors=color, label=agent + ("" if complete else " (stopped early)"))
+    best = max(r.score for r in results if r.complete) if any(r.complete for r in results) else None
+    if best is not None:
+        ax.axhline(best, ls="--", color="tab:gray", lw=1, label="best complete trial")
+    _finish(ax, "trial", "score after its last batch", f"{len(results)} trials")
     return figure

@@ -23,12 +23,15 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from nextbest.config import Section
 from nextbest.data.channels import ChannelHistory
+from nextbest.simulators.adstock import MAX_LAG
+from nextbest.simulators.hill import hill_arrays, hill_constrain, hill_initial_point, hill_potential
 from nextbest.simulators.model import ModelData, constrain, initial_point, potential
 from nextbest.simulators.response import HARMONICS, ResponseParameters
 
@@ -37,7 +40,28 @@ PARAMETERS = ResponseParameters.ARRAYS
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
+@dataclass(frozen=True)
+class ResponseModel:
+    """What the sampler needs of a model: its arrays, a starting point, the log density and the map back
+    from the sampler's unconstrained space."""
+
+    arrays: Callable[[ModelData, int], dict]
+    initial_point: Callable[[dict], dict]
+    potential: Callable
+    constrain: Callable[[dict], dict]
+
+
+MODELS: dict[str, ResponseModel] = {
+    "power": ResponseModel(lambda data, max_lag: data.arrays(), initial_point, potential, constrain),
+    "hill": ResponseModel(hill_arrays, hill_initial_point, hill_potential, lambda z: constrain(z) | hill_constrain(z)),
+}
+DEFAULT_MODEL = "hill"  # the better held-out log predictive density on the bundled histories (docs/budget.md, benchmarks/results/budget.json)
+
+
 class FitConfig(Section):
+    model: Literal["hill", "power"] = Field(DEFAULT_MODEL, description="'hill' (geometric adstock and Hill saturation) or 'power' (the "
+                       "day-by-day power law)")
+    max_lag: int = Field(MAX_LAG, ge=1, le=60, description="days a spend keeps working in the hill model (adstock's maximum lag)")
     draws: int = Field(2000, ge=10, description="posterior draws per chain, after warmup (2,000: split R-hat stays "
                        "clear of 1.01 for the slowest-mixing dispersion; sampling is the cheap part of a fit)")
     chains: int = Field(2, ge=1, le=16, description="independent chains (R-hat needs at least 2 to compare)")
@@ -75,7 +99,7 @@ def fit_response(
     started = time.perf_counter()
     with jax.enable_x64(True):
         posterior, sample_stats = _sample(data, config, progress)
-    parameters = parameters_from_posterior(posterior, history.channels, data)
+    parameters = parameters_from_posterior(posterior, history.channels, data, config.max_lag)
     idata = _inference_data(posterior, sample_stats, history, data, parameters, config)
     return ResponseFit(idata, parameters, config, time.perf_counter() - started)
 
@@ -102,10 +126,11 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     from numpyro.infer.hmc import hmc
     from numpyro.infer.util import ParamInfo
 
-    arrays = data.arrays()
+    model = MODELS[config.model]
+    arrays, potential = model.arrays(data, config.max_lag), model.potential
     total = config.warmup + config.draws
     chunk = -(-total // min(50, total))  # iterations per call; the last call's surplus iterations are dropped
-    flat_start, unravel = ravel_pytree(initial_point(arrays))
+    flat_start, unravel = ravel_pytree(model.initial_point(arrays))
 
     def whitened_potential(arrays, mode, scale):
         return lambda u: potential(unravel(mode + scale @ u), arrays)
@@ -152,7 +177,7 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
     with ThreadPoolExecutor(config.chains) as pool:
         try:
             compiling = pool.submit(compile_program)
-            laplace = laplace_start(arrays, unravel, flat_start, config.chains, np.random.default_rng(config.seed))
+            laplace = laplace_start(arrays, unravel, flat_start, config.chains, np.random.default_rng(config.seed), potential)
             template, compiled = compiling.result()
             chains = list(pool.map(run, range(config.chains)))
         except BaseException:
@@ -160,7 +185,7 @@ def _sample(data: ModelData, config: FitConfig, progress: Callable[[int], None] 
             raise
     z, *stats = jax.tree.map(lambda *parts: np.stack(parts), *chains)
     names = ("diverging", "n_steps", "acceptance_rate", "energy")
-    return constrain(z), dict(zip(names, stats))
+    return model.constrain(z), dict(zip(names, stats))
 
 
 @dataclass
@@ -173,7 +198,8 @@ class LaplaceStart:
     starts: object
 
 
-def laplace_start(data: dict, unravel: Callable, start: np.ndarray, chains: int, rng: np.random.Generator) -> LaplaceStart:
+def laplace_start(data: dict, unravel: Callable, start: np.ndarray, chains: int, rng: np.random.Generator,
+                  potential: Callable = potential) -> LaplaceStart:
     """The mode (L-BFGS) and curvature of the posterior, and starting points.
 
     The starts are drawn from the Laplace approximation with its scale doubled, so that R-hat can
@@ -202,11 +228,12 @@ def laplace_start(data: dict, unravel: Callable, start: np.ndarray, chains: int,
     return LaplaceStart(mode, scale, ParamInfo(u, np.array(energies), np.stack(gradients) @ scale))
 
 
-def parameters_from_posterior(posterior: dict[str, np.ndarray], channels: list[str], data: ModelData) -> ResponseParameters:
+def parameters_from_posterior(posterior: dict[str, np.ndarray], channels: list[str], data: ModelData,
+                              max_lag: int = MAX_LAG) -> ResponseParameters:
     """(chain, draw, ...) arrays → ResponseParameters with chains stacked into one draw axis."""
     flat = {name: np.asarray(v, float).reshape(-1, *np.shape(v)[2:]) for name, v in posterior.items()}
     return ResponseParameters(channels=list(channels), spend_center=data.spend_center, calendar=data.calendar,
-                              **{name: flat.get(name) for name in ResponseParameters.ARRAYS})
+                              max_lag=max_lag, **{name: flat.get(name) for name in ResponseParameters.ARRAYS})
 
 
 def _inference_data(posterior, sample_stats, history: ChannelHistory, data: ModelData,
@@ -219,7 +246,7 @@ def _inference_data(posterior, sample_stats, history: ChannelHistory, data: Mode
     observed = {"impressions": history.impressions, "clicks": history.clicks}
     if history.conversions is not None:
         observed["conversions"] = history.conversions
-    per_channel = ["alpha", "beta", "holiday", "trend", "dispersion", "ctr", "click_dispersion", "cvr", "conversion_dispersion"]
+    per_channel = ["alpha", "beta", "decay", "slope", "saturation", "holiday", "trend", "dispersion", "ctr", "click_dispersion", "cvr", "conversion_dispersion"]
     dims = {name: ["channel"] for name in per_channel} | {"weekday": ["day_of_week"], "season": ["season_term"]}
     dims |= {name: ["date", "channel"] for name in (*observed, "spend")} | {"holiday_flag": ["date"]}
     coords = {

@@ -76,6 +76,7 @@ class ModelData:
     cvr_location: np.ndarray | None
     spend_center: np.ndarray
     calendar: Calendar
+    spend: np.ndarray | None = None  # (days, channels) as spent: what the carryover model adstocks
 
     @classmethod
     def from_history(cls, history: ChannelHistory, source: str = "history") -> ModelData:
@@ -113,6 +114,7 @@ class ModelData:
             cvr_location=None if conversions is None else _logit_ratio(conversions.sum(0), history.clicks.sum(0)),
             spend_center=center,
             calendar=calendar,
+            spend=history.spend,
         )
 
 
@@ -152,6 +154,22 @@ def _logit_ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
 
 def response_model(data: dict) -> None:
     """The NumPyro program; `data` is `ModelData.arrays()`."""
+    response_program(data, _power_effect)
+
+
+def _power_effect(data: dict):
+    """β·x: the power law's log response to the day's spend, (days, channels)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    with numpyro.plate("channel", data["x"].shape[1]):
+        beta = numpyro.sample("beta", dist.Normal(0.5, 0.5))
+    return beta * data["x"]
+
+
+def response_program(data: dict, spend_effect) -> None:
+    """The program around a model's response to spend: `spend_effect(data)` samples its own parameters
+    and returns the (days, channels) log response relative to the channel's typical spend."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as dist
@@ -159,7 +177,6 @@ def response_model(data: dict) -> None:
     n_channels = data["x"].shape[1]
     with numpyro.plate("channel", n_channels):
         alpha = numpyro.sample("alpha", dist.Normal(jnp.asarray(data["alpha_location"]), 1.0))
-        beta = numpyro.sample("beta", dist.Normal(0.5, 0.5))
         holiday = numpyro.sample("holiday", dist.Normal(0.0, 0.5))
         trend = numpyro.sample("trend", dist.Normal(0.0, 0.5))
         inv_sqrt_dispersion = numpyro.sample("inv_sqrt_dispersion", dist.LogNormal(np.log(0.2), 1.0))
@@ -178,11 +195,11 @@ def response_model(data: dict) -> None:
         numpyro.deterministic("cvr", jax_sigmoid(logit_cvr))
         conversion_dispersion = numpyro.deterministic("conversion_dispersion", inv_sqrt_conversion_dispersion**-2)
     calendar = weekday[data["weekday"]] + jnp.asarray(data["season"]) @ season
-    log_mean = (alpha + beta * data["x"] + holiday * data["holiday"][:, None] + calendar[:, None]
+    log_mean = (alpha + spend_effect(data) + holiday * data["holiday"][:, None] + calendar[:, None]
                 + trend * data["trend"][:, None])
 
     with numpyro.plate("day", data["x"].shape[0], dim=-2), numpyro.plate("channels", n_channels, dim=-1):
-        impressions = numpyro.sample("impressions", _negative_binomial(log_mean, dispersion, data["paid"]),
+        impressions = numpyro.sample("impressions", _negative_binomial(log_mean, dispersion, data.get("fitted", data["paid"])),
                                      obs=data["impressions"])
         # E[clicks | impressions] = impressions · CTR; log CTR = −softplus(−logit CTR), stable for any logit.
         log_ctr = -jnp.logaddexp(0.0, -logit_ctr)
@@ -250,27 +267,35 @@ def _negative_binomial_log_likelihood(counts, log_mean, log_scale, mask):
 
 
 def potential(z: dict, data: dict):
-    """−log posterior density (up to a constant) at unconstrained parameters `z` (as `initial_point`).
+    """−log posterior density (up to a constant) at unconstrained parameters `z` (as `initial_point`)."""
+    return shared_potential(z, data, z["beta"] * data["x"], _normal(z["beta"], 0.5, 0.5))
+
+
+def _normal(x, location, scale):
+    return (-0.5 * ((x - location) / scale) ** 2).sum()
+
+
+def shared_potential(z: dict, data: dict, spend_effect, spend_prior):
+    """−log posterior density given a model's (days, channels) log response to spend and its parameters'
+    log prior density (in the sampler's unconstrained space, Jacobian included).
 
     The two or three negative-binomial counts (impressions, clicks, conversions) are stacked into one
     (counts, days, channels) array and scored by one expression: a third of the code to compile."""
     import jax.numpy as jnp
 
-    def normal(x, location, scale):
-        return (-0.5 * ((x - location) / scale) ** 2).sum()
-
+    normal = _normal
     weekday = z["weekday"] @ zero_sum_basis()
     calendar = weekday[data["weekday"]] + data["season"] @ z["season"]
     impressions, clicks = data["impressions"], data["clicks"]
     # E[impressions] = exp(α + β·x + γ·holiday + calendar + δ·trend); E[clicks | impressions] = impressions · CTR, …
     counts = [impressions, clicks]
-    log_means = [z["alpha"] + z["beta"] * data["x"] + z["holiday"] * data["holiday"][:, None] + calendar[:, None]
+    log_means = [z["alpha"] + spend_effect + z["holiday"] * data["holiday"][:, None] + calendar[:, None]
                  + z["trend"] * data["trend"][:, None],
                  _log(impressions) - jnp.logaddexp(0.0, -z["logit_ctr"])]  # log CTR = −softplus(−logit)
     log_scales = [z["inv_sqrt_dispersion"], z["inv_sqrt_click_dispersion"]]
-    masks = [data["paid"], impressions > 0]
+    masks = [data["fitted"] if "fitted" in data else data["paid"], impressions > 0]
     log_density = (
-        normal(z["alpha"], data["alpha_location"], 1.0) + normal(z["beta"], 0.5, 0.5)
+        normal(z["alpha"], data["alpha_location"], 1.0) + spend_prior
         + normal(z["holiday"], 0.0, 0.5) + normal(z["trend"], 0.0, 0.5) + normal(z["weekday"], 0.0, 0.3)
         + normal(z["season"], 0.0, 0.3) + normal(z["logit_ctr"], data["ctr_location"], 1.0)
         # a LogNormal(log 0.2, 1) scale, in the log space the sampler moves in (Jacobian included)
@@ -292,7 +317,7 @@ def constrain(z: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     def sigmoid(x):
         return 1 / (1 + np.exp(-x))
 
-    values = {name: z[name] for name in ("alpha", "beta", "holiday", "trend", "season")}
+    values = {name: z[name] for name in ("alpha", "beta", "holiday", "trend", "season") if name in z}
     values["weekday"] = z["weekday"] @ zero_sum_basis()
     values["dispersion"] = np.exp(-2 * z["inv_sqrt_dispersion"])
     values["ctr"] = sigmoid(z["logit_ctr"])

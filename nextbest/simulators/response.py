@@ -26,6 +26,9 @@ from typing import Literal
 
 import numpy as np
 
+from nextbest.errors import ConfigError
+from nextbest.simulators.adstock import MAX_LAG, adstock, log_hill_relative
+
 METRICS = ("impressions", "clicks", "conversions")
 Metric = Literal["impressions", "clicks", "conversions"]
 YEAR = 365.25
@@ -115,6 +118,8 @@ class MeanResponse:
 class ResponseParameters:
     """Every parameter with a leading draw axis (a fit's posterior, or a known truth with one draw).
 
+    The power model has `beta`; the carryover (hill) model has `decay`, `slope` and `saturation` instead
+    (nextbest.simulators.hill; beta is then None), and `max_lag`, adstock's maximum lag.
     alpha, beta, holiday, trend, dispersion, ctr, click_dispersion: (draws, channels);
     weekday: (draws, 7), zero-sum; season: (draws, 2·harmonics); cvr, conversion_dispersion:
     (draws, channels) or None when the history has no conversions. spend_center: (channels,) m_c."""
@@ -123,7 +128,7 @@ class ResponseParameters:
     spend_center: np.ndarray
     calendar: Calendar
     alpha: np.ndarray
-    beta: np.ndarray
+    beta: np.ndarray | None
     holiday: np.ndarray
     trend: np.ndarray
     weekday: np.ndarray
@@ -133,9 +138,18 @@ class ResponseParameters:
     click_dispersion: np.ndarray
     cvr: np.ndarray | None = None
     conversion_dispersion: np.ndarray | None = None
+    decay: np.ndarray | None = None
+    slope: np.ndarray | None = None
+    saturation: np.ndarray | None = None
+    max_lag: int = MAX_LAG
 
     ARRAYS = ("alpha", "beta", "holiday", "trend", "weekday", "season", "dispersion", "ctr",
-              "click_dispersion", "cvr", "conversion_dispersion")
+              "click_dispersion", "cvr", "conversion_dispersion", "decay", "slope", "saturation")
+
+    @property
+    def kind(self) -> str:
+        """'hill' (carryover and saturation) or 'power'."""
+        return "hill" if self.decay is not None else "power"
 
     @property
     def n_draws(self) -> int:
@@ -149,27 +163,46 @@ class ResponseParameters:
         """The same parameters restricted to some draws."""
         return replace(self, **{name: getattr(self, name)[draws] for name in self.ARRAYS if getattr(self, name) is not None})
 
+    def posterior_mean(self) -> ResponseParameters:
+        """One draw: every parameter's posterior mean (a plug-in model)."""
+        return replace(self, **{name: getattr(self, name).mean(axis=0, keepdims=True)
+                                for name in self.ARRAYS if getattr(self, name) is not None})
+
     def thin(self, max_draws: int, seed: int = 0) -> ResponseParameters:
         """At most `max_draws` draws, chosen at random without replacement (all of them if fewer)."""
         if self.n_draws <= max_draws:
             return self
         return self.take(np.sort(np.random.default_rng(seed).choice(self.n_draws, max_draws, replace=False)))
 
-    def log_mean_impressions(self, spend: np.ndarray, holiday: np.ndarray, dates: np.ndarray) -> np.ndarray:
-        """spend (n, channels) > 0, holiday (n,), dates (n,) → (draws, n, channels) log μ."""
+    def log_mean_impressions(self, spend: np.ndarray, holiday: np.ndarray, dates: np.ndarray,
+                             carry_in: np.ndarray | None = None) -> np.ndarray:
+        """spend (n, channels), holiday (n,), dates (n,) → (draws, n, channels) log μ. The power model needs
+        spend > 0; the hill model adstocks the spend after `carry_in` ((max_lag − 1, channels) spend of the
+        days before, zeros when None)."""
+        return self.spend_effect(spend, carry_in) + self.log_day_level(holiday, dates)
+
+    def spend_effect(self, spend: np.ndarray, carry_in: np.ndarray | None = None) -> np.ndarray:
+        """(draws, n, channels) the log response to spend relative to the typical spend (see log_mean_impressions)."""
+        if self.kind == "hill":
+            adstocked = adstock(spend, self.decay, self.max_lag, carry_in)
+            return log_hill_relative(adstocked, self.spend_center, self.slope, self.saturation)
+        return self.beta[:, None] * (np.log(spend) - self.spend_center)
+
+    def log_day_level(self, holiday: np.ndarray, dates: np.ndarray) -> np.ndarray:
+        """(draws, n, channels) log impressions at the typical spend on each day: α, holiday, calendar, trend."""
         weekday, season, trend = self.calendar.features(dates)
-        x = np.log(spend) - self.spend_center
         shared = self.weekday[:, weekday] + self.season @ season.T  # (draws, n)
-        return (
-            self.alpha[:, None] + self.beta[:, None] * x + self.holiday[:, None] * np.asarray(holiday)[None, :, None]
-            + shared[..., None] + self.trend[:, None] * trend[None, :, None]
-        )
+        return (self.alpha[:, None] + self.holiday[:, None] * np.asarray(holiday)[None, :, None]
+                + shared[..., None] + self.trend[:, None] * trend[None, :, None])
 
     def day(self, holiday: bool, date: np.datetime64 | str | None = None, metric: Metric = "clicks") -> DayResponse:
         """The power-law response of one day. Without a date: an average weekday and season, and
         the trend at the end of the history."""
         if metric == "conversions" and not self.has_conversions:
             raise ValueError("this model has no conversions (the history had no 'conversions' column)")
+        if self.kind == "hill":
+            raise ConfigError("a carryover (hill) model has no one-day response: a day's spend works for days; "
+                              "plan a flight with `nextbest budget plan` (or fit with --model power)")
         if date is None:
             calendar = np.zeros(self.n_draws)
             trend = self.calendar.last
@@ -186,11 +219,12 @@ class ResponseParameters:
         return DayResponse(np.exp(log_scale), self.beta)
 
     def sample(self, spend: np.ndarray, holiday: np.ndarray, dates: np.ndarray,
-               rng: np.random.Generator) -> dict[str, np.ndarray]:
+               rng: np.random.Generator, carry_in: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Counts each draw's world produces on the given days: impressions, clicks and (if modelled)
         conversions, each (draws, n, channels). Days without spend get no impressions."""
         paid = spend > 0
-        mean = np.where(paid, np.exp(self.log_mean_impressions(np.where(paid, spend, 1.0), holiday, dates)), 0.0)
+        spent = spend if self.kind == "hill" else np.where(paid, spend, 1.0)
+        mean = np.where(paid, np.exp(self.log_mean_impressions(spent, holiday, dates, carry_in)), 0.0)
         impressions = _negative_binomial(mean, self.dispersion[:, None], rng)
         counts = {"impressions": impressions,
                   "clicks": _thinned(impressions, self.ctr[:, None], self.click_dispersion[:, None], rng)}
@@ -201,13 +235,14 @@ class ResponseParameters:
     def to_dict(self) -> dict:
         """JSON-ready (e.g. the truth of a synthetic history)."""
         arrays = {name: getattr(self, name) for name in self.ARRAYS if getattr(self, name) is not None}
-        return {"channels": self.channels, "spend_center": self.spend_center, "calendar": self.calendar.to_dict(), **arrays}
+        return {"channels": self.channels, "spend_center": self.spend_center, "calendar": self.calendar.to_dict(),
+                "model": self.kind, "max_lag": self.max_lag, **arrays}
 
     @classmethod
     def from_dict(cls, data: dict) -> ResponseParameters:
-        arrays = {name: np.asarray(data[name], float) for name in cls.ARRAYS if data.get(name) is not None}
+        arrays = {name: None if data.get(name) is None else np.asarray(data[name], float) for name in cls.ARRAYS}
         return cls(channels=list(data["channels"]), spend_center=np.asarray(data["spend_center"], float),
-                   calendar=Calendar.from_dict(data["calendar"]), **arrays)
+                   calendar=Calendar.from_dict(data["calendar"]), max_lag=int(data.get("max_lag", MAX_LAG)), **arrays)
 
 
 def _negative_binomial(mean: np.ndarray, concentration: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -45,6 +45,18 @@ from nextbest.training.lock import LOCK_TIMEOUT, ExperimentLock
 from nextbest.training.store import ParquetExperienceStore, duplicates_error, row_hashes
 
 
+def row_seeds(table: pd.DataFrame, base: int, *, source: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """(n,) the prediction seeds of a context table: its own `prediction_seed` column if it has one, else
+    base + i for row i; `rows` (n,) gives the rows' numbers in a larger table this one is a part of."""
+    if "prediction_seed" in table.columns:
+        values = numeric_column(table["prediction_seed"], "prediction_seed", source=source)
+        if (values != np.round(values)).any():
+            row = int(np.flatnonzero(values != np.round(values))[0]) + 1
+            raise SchemaError(f"{source}: column 'prediction_seed' is not an integer in row {row}")
+        return values.astype(np.int64)
+    return base + (np.arange(len(table), dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64))
+
+
 @dataclass
 class Progress:
     """Counters a checkpoint carries besides the agent's state."""
@@ -195,14 +207,7 @@ class Experiment:
         return encode(table, self.schema, source=source)
 
     def _row_seeds(self, table: pd.DataFrame, seed: int | None, source: str) -> np.ndarray:
-        if "prediction_seed" in table.columns:
-            values = numeric_column(table["prediction_seed"], "prediction_seed", source=source)
-            if (values != np.round(values)).any():
-                row = int(np.flatnonzero(values != np.round(values))[0]) + 1
-                raise SchemaError(f"{source}: column 'prediction_seed' is not an integer in row {row}")
-            return values.astype(np.int64)
-        base = fresh_seed() if seed is None else int(seed)
-        return base + np.arange(len(table), dtype=np.int64)
+        return row_seeds(table, fresh_seed() if seed is None else int(seed), source=source)
 
     # --- training -------------------------------------------------------------------------------
     def experience_columns(self) -> list[str]:

@@ -42,8 +42,9 @@ def experiment_schema(
         if not isinstance(schema_from, pd.DataFrame):
             schema_from, source = read_table(schema_from), str(schema_from)
         return Schema.infer(schema_from, data.columns, data.categorical_columns, source=source,
-                            unknown_category=data.unknown_category)
+                            unknown_category=data.unknown_category, numeric_encoding=data.numeric_encoding)
     dimensions = categorical_dimensions or data.categorical_dimensions
     if dimensions or not data.categorical_columns:
-        return Schema.from_dimensions(data.columns, data.categorical_columns, dimensions or [], data.unknown_category)
+        return Schema.from_dimensions(data.columns, data.categorical_columns, dimensions or [], data.unknown_category,
+                                      data.numeric_encoding)
     raise ConfigError("categorical columns need their categories: pass --categorical-dimensions 3,4 or --schema-from contexts.csv")

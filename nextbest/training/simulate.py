@@ -87,7 +87,7 @@ def scenario_experiment(
         action_costs=world.reward_config.action_costs,
         seed=seed,
     )
-    return Experiment.create(directory, hp, world.schema())
+    return Experiment.create(directory, hp, world.schema(hp.data.numeric_encoding))
 
 
 def simulate(
@@ -101,15 +101,19 @@ def simulate(
     experiment_dir: str | Path | None = None,
     contexts: Callable[[int, np.random.Generator], pd.DataFrame] | None = None,
     on_batch: Callable[[BatchResult], None] | None = None,
+    experiment: Experiment | None = None,
 ) -> SimulationResult:
     """Run `examples` decisions in batches of `batch_size` and score the agent after each batch.
 
-    `contexts(n, rng)` replaces the scenario's customer draws (e.g. a fitted generator's samples)."""
+    `contexts(n, rng)` replaces the scenario's customer draws (e.g. a fitted generator's samples).
+    `experiment` continues one made for the scenario (`scenario_experiment`, then e.g. pretrained) instead of
+    starting a new one; its first score is then the one before any live data."""
     if examples < 1 or batch_size < 1:
         raise ConfigError(f"examples and batch size must be positive, got {examples} and {batch_size}")
     world = make_scenario(scenario) if isinstance(scenario, str) else scenario
     draw = contexts or world.sample_contexts
-    experiment = scenario_experiment(world, agent, experiment_dir, hyperparameters=hyperparameters, seed=seed)
+    if experiment is None:
+        experiment = scenario_experiment(world, agent, experiment_dir, hyperparameters=hyperparameters, seed=seed)
     hp = experiment.hyperparameters
     with experiment.writing():  # the one writer of its directory until the run ends
         rng = np.random.default_rng(seed)
