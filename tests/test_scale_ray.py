@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -28,8 +29,11 @@ def local_ray():
     temp = tempfile.mkdtemp(prefix="nbr", dir="/tmp")
     ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, _temp_dir=temp,
              logging_level="ERROR", log_to_driver=False)
-    yield
-    ray.shutdown()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -244,9 +248,11 @@ def test_ray_serve_replicas_answer_as_plain_serve_and_commit_to_one_postgresql(t
     bad = {"contexts": [customers[0] | {"device": "fridge"}]}
     with postgres(tmp_path / "pg") as database:
         plain = Deployment.build([trained], database)
-        with TestClient(plain.app()) as client:  # what plain `nextbest serve` answers to the bad request
-            expected = client.post(f"{route}/decisions", json=bad)
-        plain.close()
+        try:
+            with TestClient(plain.app()) as client:  # what plain `nextbest serve` answers to the bad request
+                expected = client.post(f"{route}/decisions", json=bad)
+        finally:
+            plain.close()
         service = start_service([trained], database, replicas=2, port=free_port(), replica_cpus=0.5)
         try:
             async def decide_all() -> list[dict]:  # concurrent: each replica batches what reaches it

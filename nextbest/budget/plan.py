@@ -112,7 +112,9 @@ def plan_campaign(
         plans["ppo"] = pacer["plan"]
     true_flights = {}
     if truth is not None:
-        true_flights = {"clicks": flight(truth, "clicks"), metric: flight(truth, metric)}
+        true_flights = {"clicks": flight(truth, "clicks")}
+        if metric != "clicks":
+            true_flights[metric] = flight(truth, metric)
         plans["true_optimum"] = plan_flight(true_flights[metric], budget, bounds, starts=[plans["planner"]])
     plans = {name: _round(plan, budget, bounds) for name, plan in plans.items()}
     measures = {"clicks": objective if metric == "clicks" else flight(parameters, "clicks"), metric: objective}

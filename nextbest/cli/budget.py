@@ -9,6 +9,7 @@ from rich.table import Table
 
 from nextbest.cli.app import JSON_HELP, QUIET_HELP, SEED_HELP, app, console, error_console, progress_bar, save_json
 from nextbest.errors import ConfigError, ExperimentError
+from nextbest.simulators.adstock import MAX_LAG
 
 budget = typer.Typer(help="Budget allocation: a Bayesian response model of each channel, and the best split of a budget.",
                      no_args_is_help=True)
@@ -63,7 +64,7 @@ def fit(
     max_rhat: float = typer.Option(1.01, "--max-rhat", help="Refuse the fit above this split R-hat."),
     min_ess: float = typer.Option(100, "--min-ess", help="Refuse the fit below this bulk or tail effective sample size per chain."),
     model: str = typer.Option("hill", "--model", help="hill: adstock (carryover) and Hill saturation; power: the day-by-day power law."),
-    max_lag: int = typer.Option(14, "--max-lag", help="Days a spend keeps working in the hill model (adstock's maximum lag)."),
+    max_lag: int = typer.Option(MAX_LAG, "--max-lag", help="Days a spend keeps working in the hill model (adstock's maximum lag)."),
     seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a model already fitted in the directory."),
     json_path: Path | None = typer.Option(None, "--json", help=JSON_HELP),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nextbest.data.schema import QUANTILE_LEVELS, UNKNOWN, Schema, category_text
+from nextbest.data.schema import QUANTILE_LEVELS, UNKNOWN, Schema, category_text, knot_table
 from nextbest.errors import SchemaError
 
 _TAIL = 0.01  # quantile scores stop at the normal's 1st and 99th percentiles
@@ -171,8 +171,8 @@ def standardized(numeric: np.ndarray, schema: Schema) -> np.ndarray:
     out = np.zeros(numeric.shape, dtype=np.float32)
     for j, name in enumerate(schema.numeric_columns):
         stats = schema.numeric[name]
-        if stats is not None and stats.quantiles is not None:
-            out[:, j] = quantile_scores(numeric[:, j], np.asarray(stats.quantiles))
+        if stats is not None and stats.knot_table is not None:
+            out[:, j] = normal_scores(numeric[:, j], *stats.knot_table)
         elif stats is not None:
             out[:, j] = (numeric[:, j] - stats.mean) / stats.std
     return out
@@ -182,12 +182,15 @@ def quantile_scores(x: np.ndarray, knots: np.ndarray, levels: tuple[float, ...] 
     """Φ⁻¹ of the empirical CDF interpolated between `knots` (the percentiles at `levels`), clipped to the
     1st … 99th percentile of the normal (±2.33). A value that repeats across knots (a count, a flag) takes
     the mean of its levels; a constant column encodes as 0."""
+    return normal_scores(x, *knot_table(np.asarray(knots), levels))
+
+
+def normal_scores(x: np.ndarray, values: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    """Φ⁻¹ of the CDF interpolated on a `knot_table`, clipped to ±2.33 (0 for a constant column)."""
     from scipy.special import ndtri  # here: scipy.special adds half a second to every command's start
 
-    values, inverse = np.unique(knots, return_inverse=True)
     if len(values) == 1:
         return np.zeros(len(x))
-    cdf = np.bincount(inverse, weights=levels) / np.bincount(inverse)  # the mean level of each repeated knot
     return ndtri(np.clip(np.interp(x, values, cdf), _TAIL, 1.0 - _TAIL))
 
 

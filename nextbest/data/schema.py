@@ -13,6 +13,7 @@ then those columns encode as 0 — one small prediction call never sets them.
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -30,11 +31,23 @@ QUANTILE_LEVELS = (0.0, *np.linspace(0.01, 0.99, 31).round(6).tolist(), 1.0)
 NumericEncoding = Literal["quantile", "standard"]
 
 
+def knot_table(knots: np.ndarray, levels: tuple[float, ...] = QUANTILE_LEVELS) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct knots, the mean level of each): a value that repeats across knots (a count, a flag) takes the
+    mean of its levels, so the empirical CDF interpolated between them is a function."""
+    values, inverse = np.unique(knots, return_inverse=True)
+    return values, np.bincount(inverse, weights=levels) / np.bincount(inverse)
+
+
 class NumericStats(BaseModel):
     mean: float = 0.0
     std: float = 1.0
     quantiles: list[float] | None = Field(None, description="knots of the quantile encoding (the percentiles at "
                                                             "QUANTILE_LEVELS); without them the column is standardized")
+
+    @cached_property
+    def knot_table(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The encoding's interpolation table, computed once (None without knots): see `knot_table`."""
+        return None if self.quantiles is None else knot_table(np.asarray(self.quantiles))
 
     @classmethod
     def of(cls, values: np.ndarray, encoding: NumericEncoding) -> NumericStats:

@@ -25,7 +25,7 @@ from nextbest.agents.search import sample_settings
 from nextbest.agents.settings import build_hyperparameters
 from nextbest.data.actions import ActionSpace
 from nextbest.errors import ConfigError, DataError
-from nextbest.evaluation.logs import infer_schema, read_logs
+from nextbest.evaluation.logs import infer_schema, logged_action_columns, read_logs
 from nextbest.evaluation.ope import fit_expected_reward, off_policy_evaluation
 from nextbest.training.experiment import Experiment
 from nextbest.training.simulate import simulate
@@ -111,9 +111,7 @@ class LogsObjective:
         n_test = int(round(len(table) * self.holdout))
         if n_test < 10 or len(table) - n_test < 1:
             raise DataError(f"{self.source}: {len(table)} rows; expected at least 34 to train on and hold out")
-        actions = [c for c in table.columns if c == "action" or c.startswith("action_")]
-        if not actions:
-            raise DataError(f"{self.source}: no column 'action'; expected logs with action, reward and logging_probability")
+        actions = logged_action_columns(table, self.source)
         self.action_space = ActionSpace(tuple(int(pd.to_numeric(table[c], errors="coerce").max()) + 1 for c in actions))
         self.train, self.test = table.iloc[n_test:].reset_index(drop=True), table.iloc[:n_test].reset_index(drop=True)
         self.schema = infer_schema(table, self.action_space, None, [], self.source)

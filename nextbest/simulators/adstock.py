@@ -80,9 +80,3 @@ def log_hill_relative(adstocked: np.ndarray, center: np.ndarray, slope: np.ndarr
     s, k = slope[:, None, :], saturation[:, None, :]
     return np.logaddexp(0.0, s * k) - np.logaddexp(0.0, s * (k - u))
 
-
-def hill_elasticity(adstocked: np.ndarray, center: np.ndarray, slope: np.ndarray, saturation: np.ndarray) -> np.ndarray:
-    """d log H / d log A = s·(1 − H(A)), the same shapes as `log_hill_relative`."""
-    u = np.log(np.maximum(adstocked, SMALLEST)) - center
-    s, k = slope[:, None, :], saturation[:, None, :]
-    return s / (1.0 + np.exp(-s * (k - u)))

@@ -104,12 +104,6 @@ class Flight:
             return adstock_transpose(derivative, self.parameters.decay, self.parameters.max_lag, self.weights)[: self.days]
         return derivative.sum(axis=0)[: self.days]
 
-    def gradient(self, plan: np.ndarray, weights: np.ndarray, days: np.ndarray | None = None) -> np.ndarray:
-        """(D, channels) ∂/∂plan of Σ_d weights_d · (the metric of draw d summed over `days`, a (T,) mask; all
-        days when None)."""
-        derivative = self.evaluate(plan, True)[1] * weights[:, None, None]
-        return self.backward(derivative if days is None else derivative * days[None, :, None])
-
 
 def check_flight_budget(budget: float, days: int, bounds: Bounds) -> None:
     """A budget that daily minimums and maximums over `days` days can hold, or ConfigError."""
