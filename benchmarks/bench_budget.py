@@ -1,6 +1,8 @@
 """Budget allocation benchmark → benchmarks/results/budget.json.
 
-    python benchmarks/bench_budget.py            # everything (about 10–15 minutes on 2 busy cores)
+    python benchmarks/bench_budget.py                       # everything (about 30–60 minutes on 2 cores)
+    python benchmarks/bench_budget.py --only carryover      # the carryover part alone
+    python benchmarks/bench_budget.py --only side-by-side   # its first seed against PyMC-Marketing alone
 
 1. Fit speed on 3 channels × 365 days, 2 chains × 1,000 draws, side by side in this run, each fit
    in a fresh process (compilation included, imports excluded): nextbest's fit, the same NumPyro
@@ -214,6 +216,24 @@ def main_carryover() -> None:
     print(result["readme"])
 
 
+def main_side_by_side() -> None:
+    """Only the first seed's side by side with PyMC-Marketing, nextbest's fit again in the same run; the rest of
+    budget.json is kept."""
+    import bench_budget_carryover as carryover
+
+    from nextbest.io import write_json
+
+    result = json.loads(RESULTS.read_text())
+    with tempfile.TemporaryDirectory() as directory:
+        first = carryover.side_by_side(Path(directory), seeds=carryover.SEEDS[:1])[0]
+    rows = result["carryover"]["side_by_side"]
+    result["carryover"]["side_by_side"] = [first] + [row for row in rows if row["seed"] != first["seed"]]
+    result["carryover"]["sizes"].update(pymc_timeout=carryover.PYMC_TIMEOUT, pymc_samplers=carryover.PYMC_SAMPLERS)
+    result["readme"] = readme(result)
+    write_json(RESULTS, result)
+    print(result["readme"])
+
+
 def main() -> None:
     import bench_budget_carryover as carryover
 
@@ -252,5 +272,7 @@ if __name__ == "__main__":
         worker(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]))
     elif sys.argv[1:] == ["--only", "carryover"]:
         main_carryover()
+    elif sys.argv[1:] == ["--only", "side-by-side"]:
+        main_side_by_side()
     else:
         main()
