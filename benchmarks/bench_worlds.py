@@ -283,7 +283,11 @@ def readme(summary: dict[str, Any], agents: list[str], points: list[int], settin
               f"policy on 2,000 held-out customers, mean over seeds; median (10th percentile) over worlds. "
               f"Wins / ties / losses against the best-scoring peer at 3,000 examples; a tie is within the seeds' noise. "
               f"The last rows are references: the one action best on average (no personalization), and in each world "
-              f"the score of whichever agent did best there (an optimistic bound on what this much data allowed)."]
+              f"the score of whichever agent did best there (an optimistic bound on what this much data allowed). "
+              f"The peers get one-hot categories, z-scored numbers and the raw rewards, as their users would give them."]
+    if settings.get("long_examples") and settings.get("long_seeds"):
+        blocks[-1] += (f" At {settings['long_examples']:,} examples: the first {settings['long_worlds']} worlds of each set, "
+                       f"seeds {settings['long_seeds']}, where the PPO agents join the bandits.")
     for name, result in summary.items():
         table_points = [p for p in map(str, points) if result["points"].get(p)]
         if not table_points:
@@ -412,6 +416,8 @@ def main(argv: list[str]) -> int:
     settings = {"batch_size": BATCH_SIZE, "seeds": args.seeds, "numeric_encoding": args.numeric_encoding, "points": args.points, "long_examples": args.long_examples,
                 "long_worlds": args.long_worlds, "evaluation_rows": 2000, "threads": 1,
                 "sets": {name: [SETS[name].start, SETS[name].stop - 1] for name in sets}}
+    if args.long_examples:
+        settings["long_seeds"] = sorted({seed for (_, _, seed), c in cells.items() if str(args.long_examples) in c["scores"]})
     figure(summary, cells, agents, all_points, args.output.with_suffix(".png"))
     failed = [{k: c[k] for k in ("world", "agent", "seed", "error")} for c in cells.values() if "error" in c]
     write_json(args.output, {"settings": settings, "versions": peer_versions(), "agents": agents, "sets": summary, "failed": failed,

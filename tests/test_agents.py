@@ -12,7 +12,7 @@ from nextbest.agents.neural import NeuralBandit, _smallest_within_one_standard_e
 from nextbest.agents.settings import agent_config, build_hyperparameters
 from nextbest.agents.thompson import LinearThompson
 from nextbest.data.actions import ActionSpace
-from nextbest.data.encoding import encode
+from nextbest.data.encoding import Features, encode
 from nextbest.envs import make_scenario
 from nextbest.training.simulate import simulate
 
@@ -61,6 +61,30 @@ def test_linear_posterior_matches_an_independent_ridge_solve(world):
         theta = np.linalg.solve(2.0 * np.eye(X.shape[1]) + X[rows].T @ X[rows], X[rows].T @ rewards[rows])
         residuals += rewards[rows] @ rewards[rows] - (X[rows].T @ rewards[rows]) @ theta
     assert agent.arms.noise_variance == pytest.approx((1.0 + residuals) / (1.0 + len(rewards)))
+
+
+def test_linear_agents_clip_each_batch_at_the_running_mean_plus_three_standard_deviations(world):
+    """Revenue: each batch is clipped to the mean ± 3 std of every reward seen so far, then solved exactly;
+    conversions (0/1) are never clipped."""
+    _, _, features, actions, _ = world
+    rewards = np.random.default_rng(2).lognormal(2.0, 1.5, len(actions))
+    first, second = slice(0, 150), slice(150, None)
+    agent = _agent(LinUCB, world)
+    for rows in (first, second):
+        agent.update(_experience(features.take(rows), actions[rows], rewards[rows]))
+    clipped = []
+    for rows in (first, second):
+        seen = rewards[: rows.stop]
+        clipped.append(np.minimum(rewards[rows], seen.mean() + 3 * seen.std()))
+    clipped = np.concatenate(clipped)
+    assert (clipped < rewards).sum() >= 2  # the tail was clipped, in both batches' terms
+    X, arm = features.design_matrix(), actions[:, 0] == 7
+    theta = np.linalg.solve(np.eye(X.shape[1]) + X[arm].T @ X[arm], X[arm].T @ clipped[arm])
+    np.testing.assert_allclose(agent.arms.posterior()[0][7], theta, atol=1e-10)
+    conversions = _agent(LinUCB, world)
+    conversions.update(_experience(features, actions, (rewards > 20).astype(float)))
+    theta = np.linalg.solve(np.eye(X.shape[1]) + X[arm].T @ X[arm], X[arm].T @ (rewards[arm] > 20))
+    np.testing.assert_allclose(conversions.arms.posterior()[0][7], theta, atol=1e-10)
 
 
 def test_linucb_explores_by_the_upper_bound(world):
@@ -162,6 +186,29 @@ def test_neural_uses_a_gaussian_likelihood_for_revenue(world):
     agent.update(_experience(features, actions, rewards * 37.5))
     expected = agent.distribution(features, np.arange(len(rewards))).action_values
     assert not agent.bernoulli and expected.max() > 2.0  # on the reward's own scale
+
+
+def test_neural_clips_heavy_tailed_rewards_to_three_standard_deviations(world):
+    """One order far out in the tail: fitted raw, it makes its action look best; clipped to the mean ± 3 std
+    of the rewards (the default), it no longer does, and the Bernoulli path is never clipped."""
+    _, _, original, actions, _ = world
+    features = Features(np.tile(original.categorical, (10, 1)), np.tile(original.numeric, (10, 1)), original.cardinalities)
+    actions = np.tile(actions, (10, 1))  # 4,000 rows, about 250 per action
+    rewards = np.random.default_rng(1).normal(10.0, 1.0, len(actions)) + 1.0 * (actions[:, 0] == 3)  # action 3 is the best
+    rewards[np.flatnonzero(actions[:, 0] == 7)[0]] += 2000.0  # one huge order on action 7
+    chosen = {}
+    for clip in (3.0, None):
+        agent = _agent(NeuralBandit, world, structures=["linear"], members=4, clip=clip)
+        agent.update(_experience(features, actions, rewards))
+        chosen[clip] = int(agent.distribution(original, np.arange(400)).action_values.mean(axis=0).argmax())
+        if clip:
+            low, high = rewards.mean() - 3 * rewards.std(), rewards.mean() + 3 * rewards.std()
+            assert agent.reward_bounds == pytest.approx((rewards.min(), high)) and low < rewards.min()
+            assert agent.reward_mean == pytest.approx(np.clip(rewards, low, high).mean())
+    assert chosen == {3.0: 3, None: 7}
+    conversions = _agent(NeuralBandit, world, members=2, max_epochs=5)
+    conversions.update(_experience(features, actions, (actions[:, 0] == 7).astype(float)))
+    assert conversions.bernoulli and conversions.reward_bounds == (0.0, 1.0)
 
 
 def test_neural_checkpoint_round_trip_repeats_every_decision(world, tmp_path):
