@@ -36,6 +36,12 @@ def start_node(*args: str) -> subprocess.Popen:
                             start_new_session=True, env=ENV)
 
 
+def scored_on(node_dir: str) -> bool:
+    """Whether a scoring actor's worker log is in the node's temp folder."""
+    logs = [p.read_text(errors="replace") for p in Path(node_dir).glob("session_*/logs/worker-*.err")]
+    return any("MapBatches(Scorer)" in text for text in logs)
+
+
 def stop_node(node: subprocess.Popen) -> None:
     """SIGTERM to the session of `ray start --block` that this test started (the node's processes: raylet, GCS,
     workers), then SIGKILL to it after 10 s (a head waits ~30 s for its GCS otherwise)."""
@@ -78,8 +84,10 @@ def test_batch_scoring_runs_on_two_nodes_and_gives_the_single_process_rows(run_c
         assert driver.returncode == 0, driver.stdout + driver.stderr
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out"), pd.read_parquet(tmp_path / "one.parquet"))
         for node_dir in (head_dir, worker_dir):  # one scoring actor on each node (one CPU each)
-            logs = [p.read_text(errors="replace") for p in Path(node_dir).glob("session_*/logs/worker-*.err")]
-            assert any("MapBatches(Scorer)" in text for text in logs), f"no scoring actor ran on the node of {node_dir}"
+            deadline = time.monotonic() + 20  # a busy node writes its workers' logs a little later
+            while not (ran := scored_on(node_dir)) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert ran, f"no scoring actor ran on the node of {node_dir}"
     finally:
         if second is not None:
             stop_node(second)
