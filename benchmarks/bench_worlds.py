@@ -48,7 +48,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_peers import MABWiser, Peer, VowpalWabbit, peer_versions, variant  # noqa: E402
 
-from nextbest.agents import AGENTS  # noqa: E402
+from nextbest.agents import AGENTS, DEFAULT_AGENT  # noqa: E402
 from nextbest.envs import make_scenario  # noqa: E402
 from nextbest.evaluation.report import markdown_table  # noqa: E402
 from nextbest.io import write_json  # noqa: E402
@@ -76,6 +76,7 @@ PEERS: list[type[Peer]] = [
     variant(VowpalWabbit, "vw-bagging", "Vowpal Wabbit --cb_explore_adf --bag 5", arguments="--bag 5"),
 ]
 PEER_NAMES = [p.name for p in PEERS]
+BEST_PEER = "best peer of each world"
 
 
 def is_ppo(agent: str) -> bool:
@@ -208,21 +209,32 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
         if world in worlds and agent in agents and "best_fixed" in cell:
             fixed[world].append(cell["best_fixed"])
     mean = {key: float(np.mean(v)) for key, v in per_seed.items()}
+    for world, point in {(w, p) for (_, w, p) in per_seed}:  # in each world, the peer that scored best there
+        scored = [peer for peer in PEER_NAMES if (peer, world, point) in mean]
+        if scored:
+            per_seed[BEST_PEER, world, point] = per_seed[max(scored, key=lambda peer: mean[peer, world, point]), world, point]
     out: dict[str, Any] = {"worlds": sorted(kinds), "points": {}, "versus": {}, "worst": {}, "loss_by_kind": {},
                            "best_fixed_action": _spread([float(np.mean(v)) for v in fixed.values()]), "best_of_all": {},
                            "examples_to": {}, "pretrain_seconds": {}}
     for agent in agents:
         runs = [c for (w, a, _), c in cells.items() if a == agent and w in worlds and "examples_to" in c]
-        out["examples_to"][agent] = {t: {"median": float(np.median(found)) if (found := [c["examples_to"][t] for c in runs
-                                                                                       if c["examples_to"][t] is not None]) else None,
-                                         "reached": len(found), "runs": len(runs)} for t in map(str, TARGETS)}
+        out["examples_to"][agent] = _examples_to(runs)
+        if agent.endswith(PRETRAINED):  # the same agent without history, on the same worlds, seeds and examples
+            cold = []
+            for (w, a, s), warm in cells.items():
+                twin = cells.get((w, agent.removesuffix(PRETRAINED), s), {})
+                if a == agent and w in worlds and "examples_to" in twin:
+                    cold.append({"examples_to": {t: n if n is not None and n <= warm["examples"] else None
+                                                 for t, n in twin["examples_to"].items()}})
+            out["examples_to"][agent + " cold"] = _examples_to(cold)
         seconds = [c["pretrain_seconds"] for c in runs if "pretrain_seconds" in c]
         if seconds:
             out["pretrain_seconds"][agent] = {"median": float(np.median(seconds)), "max": float(np.max(seconds))}
     for point in map(str, points):
         out["points"][point] = {}
-        best = {w: max(mean[a, w, point] for a in agents if (a, w, point) in mean) for w in kinds
-                if any((a, w, point) in mean for a in agents)}
+        cold = [a for a in agents if not a.endswith(PRETRAINED)]  # the reference: what live data alone allowed
+        best = {w: max(mean[a, w, point] for a in cold if (a, w, point) in mean) for w in kinds
+                if any((a, w, point) in mean for a in cold)}
         out["best_of_all"][point] = _spread(list(best.values()))
         for agent in agents:
             scores = {w: mean[agent, w, point] for w in kinds if (agent, w, point) in mean}
@@ -231,10 +243,10 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
             values = np.array(list(scores.values()))
             out["points"][point][agent] = {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)),
                                            "worlds": len(values)}
-            for other in agents:
+            for other in [*agents, BEST_PEER]:
                 if other != agent:
                     out["versus"].setdefault(agent, {}).setdefault(other, {})[point] = _versus(per_seed, agent, other, point, kinds)
-            gaps = sorted(((best[w] - s, w) for w, s in scores.items()), reverse=True)
+            gaps = sorted(((best[w] - s, w) for w, s in scores.items() if w in best), reverse=True)
             out["worst"].setdefault(agent, {})[point] = [
                 {"world": w, "kind": kind_label(kinds[w]), "score": scores[w], "best": best[w], "gap": gap}
                 for gap, w in gaps[:5]]
@@ -242,10 +254,20 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
             for key in KIND_KEYS:
                 groups = defaultdict(list)
                 for w, s in scores.items():
-                    groups[str(kinds[w][key])].append(best[w] - s)
+                    if w in best:
+                        groups[str(kinds[w][key])].append(best[w] - s)
                 by_kind[key] = {value: float(np.mean(g)) for value, g in sorted(groups.items())}
             out["loss_by_kind"].setdefault(agent, {})[point] = by_kind
     return out
+
+
+def _examples_to(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For every target score: the median examples over the runs that reached it, how many did, of how many."""
+    tallies = {}
+    for target in map(str, TARGETS):
+        found = [c["examples_to"][target] for c in runs if c["examples_to"][target] is not None]
+        tallies[target] = {"median": float(np.median(found)) if found else None, "reached": len(found), "runs": len(runs)}
+    return tallies
 
 
 def _reached(tally: dict[str, Any] | None) -> str:
@@ -263,8 +285,10 @@ def _spread(values: list[float]) -> dict[str, float] | None:
     return {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)), "worlds": len(values)}
 
 
-def _versus(per_seed: dict, agent: str, other: str, point: str, kinds: dict) -> dict[str, int]:
-    tally = {"wins": 0, "ties": 0, "losses": 0}
+def _versus(per_seed: dict, agent: str, other: str, point: str, kinds: dict) -> dict[str, Any]:
+    tally: dict[str, Any] = {"wins": 0, "ties": 0, "losses": 0}
+    if agent == DEFAULT_AGENT:  # which worlds the default loses, and by how much
+        tally["lost"] = []
     for world in kinds:
         a, b = per_seed.get((agent, world, point)), per_seed.get((other, world, point))
         if not a or not b:
@@ -273,6 +297,8 @@ def _versus(per_seed: dict, agent: str, other: str, point: str, kinds: dict) -> 
         variance = sum(np.var(x, ddof=1) / len(x) for x in (a, b) if len(x) > 1)  # of the difference, from the seeds
         noise = max(TIE_FLOOR, 2 * float(np.sqrt(variance)))
         tally["ties" if abs(difference) <= noise else "wins" if difference > 0 else "losses"] += 1
+        if difference < -noise and "lost" in tally:
+            tally["lost"].append({"world": world, "kind": kind_label(kinds[world]), "by": float(-difference)})
     return tally
 
 
@@ -281,7 +307,9 @@ def readme(summary: dict[str, Any], agents: list[str], points: list[int], settin
               f"Worlds drawn by `nextbest.envs.worlds` (seeds 1000–1099 tune, 5000–5099 only report); batches of "
               f"{BATCH_SIZE}, seeds {settings['seeds']}; the score is (agent − random) / (oracle − random) of the greedy "
               f"policy on 2,000 held-out customers, mean over seeds; median (10th percentile) over worlds. "
-              f"Wins / ties / losses against the best-scoring peer at 3,000 examples; a tie is within the seeds' noise. "
+              f"Wins / ties / losses at 3,000 examples against the peer with the best median, and against whichever peer scored "
+              f"best in each world; a tie is within the seeds' noise (twice the standard error of the difference, at least "
+              f"{TIE_FLOOR}). "
               f"The last rows are references: the one action best on average (no personalization), and in each world "
               f"the score of whichever agent did best there (an optimistic bound on what this much data allowed). "
               f"The peers get one-hot categories, z-scored numbers and the raw rewards, as their users would give them."]
@@ -301,33 +329,38 @@ def readme(summary: dict[str, Any], agents: list[str], points: list[int], settin
                 continue
             row = [agent, *("" if c is None else f"{c['median']:.3f} ({c['p10']:.3f}), {c['worlds']}" for c in cells)]
             if best_peer:
-                v = result["versus"].get(agent, {}).get(best_peer, {}).get("3000")
-                row.append("" if agent == best_peer or not v else f"{v['wins']} / {v['ties']} / {v['losses']}")
+                for other in (best_peer, BEST_PEER):
+                    v = result["versus"].get(agent, {}).get(other, {}).get("3000")
+                    row.append("" if agent == other or not v else f"{v['wins']} / {v['ties']} / {v['losses']}")
             rows.append(row)
         if result.get("best_fixed_action"):
             fixed = result["best_fixed_action"]
             rows.append(["*best fixed action (oracle's choice)*", *(f"{fixed['median']:.3f} ({fixed['p10']:.3f})" for _ in table_points),
-                         *([""] if best_peer else [])])
+                         *(["", ""] if best_peer else [])])
         best_of_all = [result.get("best_of_all", {}).get(p) for p in table_points]
         if any(best_of_all):
             rows.append(["*the best agent of each world (reference)*",
-                         *("" if c is None else f"{c['median']:.3f} ({c['p10']:.3f})" for c in best_of_all), *([""] if best_peer else [])])
+                         *("" if c is None else f"{c['median']:.3f} ({c['p10']:.3f})" for c in best_of_all), *(["", ""] if best_peer else [])])
         header = ["agent", *(f"{int(p):,} examples: median (p10), worlds" for p in table_points)]
         if best_peer:
-            header.append(f"vs {best_peer}")
+            header += [f"vs {best_peer}", f"vs the {BEST_PEER}"]
         blocks += [f"**{name} set** ({len(result['worlds'])} worlds)", markdown_table(header, rows)]
+        lost = result["versus"].get(DEFAULT_AGENT, {}).get("epsilon-greedy", {}).get("3000", {}).get("lost")
+        if lost:
+            blocks.append(f"Worlds where {DEFAULT_AGENT} ends more than the seeds' noise below `epsilon-greedy` at 3,000 examples: "
+                          + "; ".join(f"{c['world']} ({c['kind']}, by {c['by']:.2f})" for c in sorted(lost, key=lambda c: -c["by"])) + ".")
         pretrained = [a for a in agents if a.endswith(PRETRAINED) and a in result["pretrain_seconds"]]
         if pretrained:
             rows = []
             for agent in pretrained:
-                cold, warm = agent.removesuffix(PRETRAINED), result["examples_to"][agent]["0.9"]
+                warm = result["examples_to"][agent]["0.9"]
                 before = result["points"].get("0", {}).get(agent)
                 rows.append([agent, f"{result['pretrain_seconds'][agent]['median']:.1f} ({result['pretrain_seconds'][agent]['max']:.1f})",
                              "" if before is None else f"{before['median']:.3f} ({before['p10']:.3f})",
-                             _reached(warm), _reached(result["examples_to"].get(cold, {}).get("0.9"))])
+                             _reached(warm), _reached(result["examples_to"].get(agent + " cold", {}).get("0.9"))])
             blocks += [f"Pretraining on {HISTORY_ROWS:,} rows of a uniform logger's history ({name} set):",
                        markdown_table(["agent", "pretraining seconds: median (max)", "score before live data: median (p10)",
-                                       "live examples to 0.9: pretrained", "cold"], rows)]
+                                       "live examples to 0.9: pretrained", "cold (the same worlds and seeds)"], rows)]
     blocks.append("![scores over worlds, every agent](benchmarks/results/worlds.png)")
     return "\n\n".join(blocks)
 
