@@ -230,11 +230,11 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
         seconds = [c["pretrain_seconds"] for c in runs if "pretrain_seconds" in c]
         if seconds:
             out["pretrain_seconds"][agent] = {"median": float(np.median(seconds)), "max": float(np.max(seconds))}
+    live_only = [a for a in agents if not a.endswith(PRETRAINED)]  # the reference: what live data alone allowed
     for point in map(str, points):
         out["points"][point] = {}
-        cold = [a for a in agents if not a.endswith(PRETRAINED)]  # the reference: what live data alone allowed
-        best = {w: max(mean[a, w, point] for a in cold if (a, w, point) in mean) for w in kinds
-                if any((a, w, point) in mean for a in cold)}
+        best = {w: max(mean[a, w, point] for a in live_only if (a, w, point) in mean) for w in kinds
+                if any((a, w, point) in mean for a in live_only)}
         out["best_of_all"][point] = _spread(list(best.values()))
         for agent in agents:
             scores = {w: mean[agent, w, point] for w in kinds if (agent, w, point) in mean}
@@ -245,7 +245,8 @@ def summarize(cells: dict[tuple[int, str, int], dict[str, Any]], worlds: list[in
                                            "worlds": len(values)}
             for other in [*agents, BEST_PEER]:
                 if other != agent:
-                    out["versus"].setdefault(agent, {}).setdefault(other, {})[point] = _versus(per_seed, agent, other, point, kinds)
+                    tally = _versus(per_seed, agent, other, point, kinds, record_lost=agent == DEFAULT_AGENT)
+                    out["versus"].setdefault(agent, {}).setdefault(other, {})[point] = tally
             gaps = sorted(((best[w] - s, w) for w, s in scores.items() if w in best), reverse=True)
             out["worst"].setdefault(agent, {})[point] = [
                 {"world": w, "kind": kind_label(kinds[w]), "score": scores[w], "best": best[w], "gap": gap}
@@ -285,10 +286,10 @@ def _spread(values: list[float]) -> dict[str, float] | None:
     return {"median": float(np.median(values)), "p10": float(np.percentile(values, 10)), "worlds": len(values)}
 
 
-def _versus(per_seed: dict, agent: str, other: str, point: str, kinds: dict) -> dict[str, Any]:
-    tally: dict[str, Any] = {"wins": 0, "ties": 0, "losses": 0}
-    if agent == DEFAULT_AGENT:  # which worlds the default loses, and by how much
-        tally["lost"] = []
+def _versus(per_seed: dict, agent: str, other: str, point: str, kinds: dict, record_lost: bool = False) -> dict[str, Any]:
+    """Wins / ties / losses of `agent` against `other` over the worlds, a tie within the seeds' noise; with
+    `record_lost`, also which worlds it lost and by how much."""
+    tally: dict[str, Any] = {"wins": 0, "ties": 0, "losses": 0} | ({"lost": []} if record_lost else {})
     for world in kinds:
         a, b = per_seed.get((agent, world, point)), per_seed.get((other, world, point))
         if not a or not b:

@@ -236,9 +236,11 @@ class NeuralBandit(Agent):
                 if ensemble.bins:
                     ensemble.knots.copy_(knots)
         held_out = torch.as_tensor(self.buffer["holdout"], device=self.device).T.float()  # (H, N)
+        data = {k: torch.as_tensor(self.buffer[k], device=self.device) for k in ("codes", "numeric", "action")}
+        target = torch.as_tensor(rewards if self.bernoulli else (clipped - self.reward_mean) / self.reward_std, device=self.device)
         losses, metrics = [], {}
         for structure, ensemble in zip(c.structures, self.ensembles):
-            row_losses, epochs = self._fit(ensemble, held_out)
+            row_losses, epochs = self._fit(ensemble, data, target, held_out)
             losses.append(row_losses)
             metrics[f"epochs/{structure}"] = float(epochs)
             if len(row_losses):
@@ -249,15 +251,11 @@ class NeuralBandit(Agent):
         self.examples += n
         return metrics
 
-    def _fit(self, ensemble: EnsembleNet, held_out: Tensor) -> tuple[np.ndarray, int]:
+    def _fit(self, ensemble: EnsembleNet, data: dict[str, Tensor], target: Tensor, held_out: Tensor) -> tuple[np.ndarray, int]:
         """Maximize each member's log posterior on its rows until its loss on the rows it holds out
         (`held_out`: (H, N) 0/1) stops improving; keep its best weights. Returns the loss of every row some
         member held out (averaged over those members) and the epochs run."""
         c = self.config
-        data = {k: torch.as_tensor(self.buffer[k], device=self.device) for k in ("codes", "numeric", "action", "reward")}
-        low, high = self.reward_bounds
-        target = data["reward"] if self.bernoulli else (data["reward"].clamp(low, high) - self.reward_mean) / self.reward_std
-        held_out = held_out.to(self.device)
         trained = 1.0 - held_out
         size, members = len(target), held_out.shape[0]
         inputs = ensemble.inputs(data["codes"], data["numeric"])
